@@ -1,0 +1,60 @@
+#include "extension/lora_file.h"
+
+namespace lorarar {
+
+Result<SafetensorsView> open_safetensors(const std::string& path, std::shared_ptr<MappedFile>* map) {
+  auto mapped = MappedFile::open(path);
+  if (!mapped.ok()) return mapped.status().with_context(path);
+  *map = std::move(mapped).get();
+  const uint8_t* d = (*map)->data();
+  const size_t n = (*map)->size();
+  // Pickled checkpoints (.bin/.pt/.ckpt) are zip archives or raw pickles;
+  // they are never unpickled (arbitrary code), only named.
+  if (n >= 2 && ((d[0] == 'P' && d[1] == 'K') || d[0] == 0x80)) {
+    return make_error(Error::kUnsupported, path + ": a PyTorch pickle, not safetensors; convert it to .safetensors first");
+  }
+  auto view = SafetensorsView::parse(d, n);
+  if (!view.ok()) return view.status().with_context(path);
+  return view;
+}
+
+Result<std::shared_ptr<const LoraFile>> LoraFile::load(const std::string& path, const Options& options) {
+  std::string file_path = path;
+  json::Value adapter_config;
+  bool has_config = false;
+  if (is_directory(path)) {
+    const std::string peft = join_path(path, "adapter_model.safetensors");
+    const std::string diffusers = join_path(path, "pytorch_lora_weights.safetensors");
+    if (file_exists(peft)) {
+      file_path = peft;
+      const std::string config_path = join_path(path, "adapter_config.json");
+      if (file_exists(config_path)) {
+        auto text = read_text_file(config_path);
+        if (!text.ok()) return text.status().with_context(config_path);
+        auto parsed = json::parse(text.get());
+        if (!parsed.ok()) return parsed.status().with_context(config_path);
+        if (!parsed->is_object()) return make_error(Error::kInvalidFile, config_path + ": not a JSON object");
+        adapter_config = std::move(parsed).get();
+        has_config = true;
+      }
+    } else if (file_exists(diffusers)) {
+      file_path = diffusers;
+    } else {
+      return make_error(Error::kNotFound,
+                        path + ": folder holds neither adapter_model.safetensors nor pytorch_lora_weights.safetensors");
+    }
+  }
+  std::shared_ptr<LoraFile> file(new LoraFile());
+  file->path_ = file_path;
+  LORARAR_ASSIGN_OR_RETURN(file->view_, open_safetensors(file_path, &file->map_));
+  LoraParseOptions parse_options;
+  parse_options.base = options.base;
+  parse_options.adapter_config = has_config ? &adapter_config : nullptr;
+  parse_options.check_values = options.check_values;
+  auto model = parse_lora(file->view_, parse_options);
+  if (!model.ok()) return model.status().with_context(file_path);
+  file->model_ = std::move(model).get();
+  return std::shared_ptr<const LoraFile>(std::move(file));
+}
+
+}  // namespace lorarar

@@ -1,0 +1,38 @@
+// Loading LoRAs from disk: a .safetensors file, or a folder as peft
+// (adapter_model.safetensors + adapter_config.json) or diffusers
+// (pytorch_lora_weights.safetensors) save it. The parsed model views the
+// file's memory map, which LoraFile keeps alive. Errors name the file:
+// "<path>: <what is wrong>".
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/lora.h"
+#include "extension/mapped_file.h"
+
+namespace lorarar {
+
+class LoraFile {
+ public:
+  struct Options {
+    const BaseModel* base = nullptr;
+    bool check_values = true;
+  };
+  static Result<std::shared_ptr<const LoraFile>> load(const std::string& path, const Options& options);
+
+  const LoraModel& model() const { return model_; }
+  // The file the tensors came from (inside the folder for peft folders).
+  const std::string& path() const { return path_; }
+
+ private:
+  std::shared_ptr<MappedFile> map_;
+  SafetensorsView view_;
+  LoraModel model_;
+  std::string path_;
+};
+
+// Opens and parses a safetensors file, naming the file in errors.
+Result<SafetensorsView> open_safetensors(const std::string& path, std::shared_ptr<MappedFile>* map);
+
+}  // namespace lorarar

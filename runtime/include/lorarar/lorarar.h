@@ -1,0 +1,192 @@
+/*
+ * lorarar: on-device merging of a content LoRA and a style LoRA (LoRA.rar),
+ * and the Stable Diffusion runtime that applies the merge.
+ *
+ * Plain C. Conventions, after stable-diffusion.cpp and whisper.cpp:
+ *  - Objects are opaque handles, created by a function that returns a
+ *    lorarar_status and writes the handle through an out pointer, and
+ *    released by the matching *_free (which accepts NULL).
+ *  - Every fallible call returns a lorarar_status. On failure the out pointer
+ *    is left untouched and lorarar_last_error() gives a one-line message
+ *    naming the file and the problem ("<path>: <what is wrong>"). Nothing
+ *    aborts the host process and no C++ exception crosses this boundary.
+ *  - Parameter structs come with *_default_params() functions; set only the
+ *    fields you need.
+ *  - Output buffers are owned by the caller.
+ *  - Handles are immutable after creation and may be shared between threads;
+ *    lorarar_last_error() is per thread.
+ */
+#ifndef LORARAR_LORARAR_H_
+#define LORARAR_LORARAR_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define LORARAR_API __declspec(dllexport)
+#else
+#define LORARAR_API __attribute__((visibility("default")))
+#endif
+
+/* Version of this header's API; bumped on incompatible changes. */
+#define LORARAR_API_VERSION 1
+
+typedef enum lorarar_status {
+  LORARAR_OK = 0,
+  LORARAR_ERR_INVALID_ARGUMENT = 1, /* the caller passed something unusable */
+  LORARAR_ERR_INVALID_FILE = 2,     /* a file is malformed */
+  LORARAR_ERR_UNSUPPORTED = 3,      /* well-formed, but a kind the engine does not apply */
+  LORARAR_ERR_NOT_FOUND = 4,        /* a file, tensor or target layer is missing */
+  LORARAR_ERR_IO = 5,               /* the OS failed to read or write */
+  LORARAR_ERR_OUT_OF_MEMORY = 6,
+  LORARAR_ERR_CANCELLED = 7,
+  LORARAR_ERR_INTERNAL = 8
+} lorarar_status;
+
+typedef enum lorarar_dtype {
+  LORARAR_DTYPE_F32 = 0,
+  LORARAR_DTYPE_F16 = 1,
+  LORARAR_DTYPE_BF16 = 2
+} lorarar_dtype;
+
+/* Library version string, e.g. "0.1.0". */
+LORARAR_API const char* lorarar_version(void);
+/* LORARAR_API_VERSION the library was built with. */
+LORARAR_API int lorarar_api_version(void);
+/* Short name of a status ("ok", "invalid file", ...). */
+LORARAR_API const char* lorarar_status_string(lorarar_status status);
+/* Message of the last failed call on this thread; "" if none. Valid until the
+ * next call into the library on this thread. */
+LORARAR_API const char* lorarar_last_error(void);
+
+/* ---------------------------------------------------------------- base model
+ * The layers a LoRA may target, with their shapes: read from a diffusers UNet
+ * folder (config.json + diffusion_pytorch_model.safetensors, or shards; a
+ * pipeline folder with a unet/ subfolder works too). */
+typedef struct lorarar_base lorarar_base;
+
+LORARAR_API lorarar_status lorarar_base_open_unet(const char* dir, lorarar_base** out);
+LORARAR_API void lorarar_base_free(lorarar_base* base);
+/* Number of target layers (2-D weights and 1x1 convolutions). */
+LORARAR_API size_t lorarar_base_num_layers(const lorarar_base* base);
+
+/* ---------------------------------------------------------------- LoRA files
+ * A .safetensors file (peft / diffusers, legacy diffusers, kohya / A1111), or
+ * a folder holding adapter_model.safetensors (+ adapter_config.json) or
+ * pytorch_lora_weights.safetensors. The file is memory-mapped; factors are not
+ * copied until used. */
+typedef struct lorarar_lora lorarar_lora;
+
+typedef struct lorarar_lora_load_params {
+  /* Base model to map names onto and check shapes against; NULL maps names
+   * from the diffusers vocabulary and the SD 1.x / SDXL block layout. */
+  const lorarar_base* base;
+  /* Non-zero (default): scan every factor for NaN / Inf while loading. */
+  int check_values;
+} lorarar_lora_load_params;
+
+LORARAR_API lorarar_lora_load_params lorarar_lora_load_default_params(void);
+LORARAR_API lorarar_status lorarar_lora_load(const char* path, const lorarar_lora_load_params* params,
+                                             lorarar_lora** out);
+LORARAR_API void lorarar_lora_free(lorarar_lora* lora);
+
+/* "peft", "diffusers-legacy" or "kohya". */
+LORARAR_API const char* lorarar_lora_format(const lorarar_lora* lora);
+LORARAR_API size_t lorarar_lora_num_layers(const lorarar_lora* lora);
+/* Text-encoder tensors in the file: reported, not applied. */
+LORARAR_API size_t lorarar_lora_num_text_encoder_tensors(const lorarar_lora* lora);
+
+typedef struct lorarar_layer_info {
+  const char* module; /* diffusers module path; valid while the handle lives */
+  int64_t rank;
+  int64_t in_features;
+  int64_t out_features;
+  float alpha;        /* = rank where the file carries none */
+  float scale;        /* the factor dW = scale * B A is applied with */
+  int alpha_in_file;  /* non-zero when alpha came from the file */
+} lorarar_layer_info;
+
+/* Layers are sorted by module path. */
+LORARAR_API lorarar_status lorarar_lora_layer(const lorarar_lora* lora, size_t index, lorarar_layer_info* out);
+
+/* ------------------------------------------------------- column coefficients
+ * Per-layer merge coefficients (m_content, m_style), one per input column, as
+ * the LoRA.rar hypernetwork or ZipLoRA produce them. Files are safetensors
+ * with "<module>.content" and "<module>.style" 1-D tensors. */
+typedef struct lorarar_coeffs lorarar_coeffs;
+
+LORARAR_API lorarar_status lorarar_coeffs_create(lorarar_coeffs** out);
+LORARAR_API lorarar_status lorarar_coeffs_load(const char* path, lorarar_coeffs** out);
+/* Copies n values of each vector for `module`, replacing earlier ones. */
+LORARAR_API lorarar_status lorarar_coeffs_set(lorarar_coeffs* coeffs, const char* module, const float* m_content,
+                                              const float* m_style, size_t n);
+LORARAR_API lorarar_status lorarar_coeffs_save(const lorarar_coeffs* coeffs, const char* path);
+LORARAR_API void lorarar_coeffs_free(lorarar_coeffs* coeffs);
+
+/* ------------------------------------------------------------------- merging
+ * The merge of a content and a style LoRA is itself a LoRA of rank
+ * r_content + r_style per layer:
+ *   dW = (s_c B_c A_c) diag(m_c) + (s_s B_s A_s) diag(m_s) = B' A'
+ * Merging records the parts; A' is materialised only where asked for, so the
+ * merge itself costs microseconds. */
+typedef struct lorarar_adapter lorarar_adapter;
+
+typedef enum lorarar_merge_method {
+  LORARAR_MERGE_DIRECT = 0,  /* content_scale * content + style_scale * style */
+  LORARAR_MERGE_COLUMNS = 1  /* per-column coefficients (layers without any are summed) */
+} lorarar_merge_method;
+
+typedef struct lorarar_merge_params {
+  lorarar_merge_method method; /* default LORARAR_MERGE_DIRECT */
+  float content_scale;         /* default 1 */
+  float style_scale;           /* default 1 */
+  const lorarar_coeffs* coeffs; /* required by LORARAR_MERGE_COLUMNS */
+} lorarar_merge_params;
+
+LORARAR_API lorarar_merge_params lorarar_merge_default_params(void);
+/* The adapter keeps the LoRAs' files mapped; the lora handles may be freed. */
+LORARAR_API lorarar_status lorarar_merge(const lorarar_lora* content, const lorarar_lora* style,
+                                         const lorarar_merge_params* params, lorarar_adapter** out);
+/* An adapter of a single LoRA at `scale`. */
+LORARAR_API lorarar_status lorarar_adapter_from_lora(const lorarar_lora* lora, float scale, lorarar_adapter** out);
+LORARAR_API void lorarar_adapter_free(lorarar_adapter* adapter);
+
+LORARAR_API size_t lorarar_adapter_num_layers(const lorarar_adapter* adapter);
+/* rank is the folded rank; alpha == rank and scale == 1 (scales live in A'). */
+LORARAR_API lorarar_status lorarar_adapter_layer(const lorarar_adapter* adapter, size_t index, lorarar_layer_info* out);
+/* Writes A' (rank x in_features) and B' (out_features x rank), float32,
+ * row-major, into caller buffers of a_count and b_count floats. */
+LORARAR_API lorarar_status lorarar_adapter_materialize(const lorarar_adapter* adapter, size_t index, float* a,
+                                                       size_t a_count, float* b, size_t b_count);
+/* Writes the adapter as a standard LoRA (diffusers / peft keys and metadata)
+ * that diffusers' load_lora_weights loads. Written atomically. */
+LORARAR_API lorarar_status lorarar_adapter_save(const lorarar_adapter* adapter, const char* path, lorarar_dtype dtype);
+
+/* -------------------------------------------------------------------- fusing
+ * W += scale * B' A' into base weights, multithreaded, with AVX2 / NEON
+ * kernels and a portable fallback. */
+typedef struct lorarar_fuse_params {
+  float scale;        /* default 1 */
+  int n_threads;      /* default 0: one per hardware thread */
+  const char* kernel; /* "auto" (default), "scalar", "avx2", "neon" */
+} lorarar_fuse_params;
+
+LORARAR_API lorarar_fuse_params lorarar_fuse_default_params(void);
+/* Fuses the adapter's layer `module` into a row-major out x in weight. */
+LORARAR_API lorarar_status lorarar_fuse_weights(const lorarar_adapter* adapter, const char* module, void* weight,
+                                                lorarar_dtype dtype, int64_t out_features, int64_t in_features,
+                                                const lorarar_fuse_params* params);
+/* Writes out_dir: the base UNet folder with the adapter fused (same dtypes and
+ * shards), built beside it and renamed into place. */
+LORARAR_API lorarar_status lorarar_fuse_unet_dir(const lorarar_base* base, const lorarar_adapter* adapter,
+                                                 const char* out_dir, const lorarar_fuse_params* params);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LORARAR_LORARAR_H_ */
