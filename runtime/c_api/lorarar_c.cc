@@ -58,9 +58,9 @@ lorarar_status guarded(Fn&& fn) {
   }
 }
 
-#define LORARAR_CHECK_ARG(cond, what)                                 \
-  do {                                                                \
-    if (!(cond)) return fail(Error::kInvalidArgument, (what));        \
+#define LORARAR_CHECK_ARG(cond, what)                          \
+  do {                                                         \
+    if (!(cond)) return fail(Error::kInvalidArgument, (what)); \
   } while (0)
 
 void fill_info(const LoraLayer& l, lorarar_layer_info* out) {
@@ -84,8 +84,8 @@ bool to_dtype(lorarar_dtype d, DType* out) {
 
 Status fuse_options(const lorarar_fuse_params* p, FuseOptions* out, std::unique_ptr<ThreadPool>* pool) {
   if (p->kernel && !kernel_isa_from_name(p->kernel, &out->isa)) {
-    return make_error(Error::kInvalidArgument, std::string("unknown kernel ") + json::quote(p->kernel) +
-                                                   " (auto, scalar, avx2, neon)");
+    return make_error(Error::kInvalidArgument,
+                      std::string("unknown kernel ") + json::quote(p->kernel) + " (auto, scalar, avx2, neon)");
   }
   if (!kernel_isa_available(out->isa)) {
     return make_error(Error::kUnsupported, std::string("kernel ") + p->kernel + " is not available on this CPU");
@@ -224,8 +224,8 @@ lorarar_merge_params lorarar_merge_default_params(void) {
   return p;
 }
 
-lorarar_status lorarar_merge(const lorarar_lora* content, const lorarar_lora* style,
-                             const lorarar_merge_params* params, lorarar_adapter** out) {
+lorarar_status lorarar_merge(const lorarar_lora* content, const lorarar_lora* style, const lorarar_merge_params* params,
+                             lorarar_adapter** out) {
   return guarded([&] {
     LORARAR_CHECK_ARG(content && style && out, "content, style and out must not be NULL");
     const lorarar_merge_params p = params ? *params : lorarar_merge_default_params();
@@ -279,8 +279,10 @@ lorarar_status lorarar_adapter_materialize(const lorarar_adapter* adapter, size_
     LORARAR_CHECK_ARG(index < adapter->adapter.layers.size(), "layer index out of range");
     const AdapterLayer& l = adapter->adapter.layers[index];
     const int64_t r = l.rank();
-    LORARAR_CHECK_ARG(a_count == static_cast<size_t>(r * l.in_features), "a buffer must hold rank x in_features floats");
-    LORARAR_CHECK_ARG(b_count == static_cast<size_t>(l.out_features * r), "b buffer must hold out_features x rank floats");
+    LORARAR_CHECK_ARG(a_count == static_cast<size_t>(r * l.in_features),
+                      "a buffer must hold rank x in_features floats");
+    LORARAR_CHECK_ARG(b_count == static_cast<size_t>(l.out_features * r),
+                      "b buffer must hold out_features x rank floats");
     l.pack_a(0, r, 0, l.in_features, a, l.in_features);
     l.pack_b(b);
     return LORARAR_OK;

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/kernels/convert.h"
+
 namespace lorarar {
 
 int64_t AdapterLayer::rank() const {
@@ -15,26 +17,8 @@ int64_t AdapterLayer::rank() const {
 namespace {
 
 // Converts n consecutive elements of a float tensor starting at element `first`.
-void convert_row(const TensorView& t, size_t first, size_t n, float* dst) {
-  switch (t.dtype) {
-    case DType::kF32: std::memcpy(dst, t.data + first * 4, n * 4); break;
-    case DType::kF16:
-      for (size_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, t.data + (first + i) * 2, 2);
-        dst[i] = f16_to_f32(h);
-      }
-      break;
-    case DType::kBF16:
-      for (size_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, t.data + (first + i) * 2, 2);
-        dst[i] = bf16_to_f32(h);
-      }
-      break;
-    default:
-      for (size_t i = 0; i < n; ++i) dst[i] = t.at(first + i);
-  }
+void convert_row(const TensorView& t, size_t first, size_t n, float scale, float* dst) {
+  kernels::convert_to_f32(t.data + first * dtype_size(t.dtype), t.dtype, n, scale, dst);
 }
 
 }  // namespace
@@ -46,12 +30,11 @@ void AdapterLayer::pack_a(int64_t row0, int64_t rows, int64_t col0, int64_t cols
     const int64_t hi = std::min(row0 + rows, part_start + p.rank);
     for (int64_t r = lo; r < hi; ++r) {
       float* out = dst + (r - row0) * ld;
-      convert_row(p.down, static_cast<size_t>((r - part_start) * in_features + col0), static_cast<size_t>(cols), out);
-      if (p.column.empty()) {
-        for (int64_t j = 0; j < cols; ++j) out[j] *= p.scale;
-      } else {
+      convert_row(p.down, static_cast<size_t>((r - part_start) * in_features + col0), static_cast<size_t>(cols),
+                  p.scale, out);
+      if (!p.column.empty()) {
         const float* m = p.column.data() + col0;
-        for (int64_t j = 0; j < cols; ++j) out[j] *= p.scale * m[j];
+        for (int64_t j = 0; j < cols; ++j) out[j] *= m[j];
       }
     }
     part_start += p.rank;
@@ -61,12 +44,9 @@ void AdapterLayer::pack_a(int64_t row0, int64_t rows, int64_t col0, int64_t cols
 void AdapterLayer::pack_b(float* dst) const {
   const int64_t r_total = rank();
   int64_t col = 0;
-  std::vector<float> row;
   for (const auto& p : parts) {
-    row.resize(static_cast<size_t>(p.rank));
     for (int64_t i = 0; i < out_features; ++i) {
-      convert_row(p.up, static_cast<size_t>(i * p.rank), static_cast<size_t>(p.rank), row.data());
-      std::memcpy(dst + i * r_total + col, row.data(), static_cast<size_t>(p.rank) * sizeof(float));
+      convert_row(p.up, static_cast<size_t>(i * p.rank), static_cast<size_t>(p.rank), 1.0f, dst + i * r_total + col);
     }
     col += p.rank;
   }

@@ -21,8 +21,8 @@
 namespace lorarar {
 
 struct AdapterPart {
-  TensorView down;            // (r, in): rows of A
-  TensorView up;              // (out, r): columns of B
+  TensorView down;  // (r, in): rows of A
+  TensorView up;    // (out, r): columns of B
   int64_t rank = 0;
   float scale = 1;            // alpha/rank times the user's weight
   std::vector<float> column;  // per-input-column coefficient; empty means all 1

@@ -84,8 +84,8 @@ constexpr int64_t kTileRows = 192;
 
 Status fuse_layer(const WeightView& w, const AdapterLayer& layer, float scale, const FuseOptions& options) {
   if (w.dtype != DType::kF32 && w.dtype != DType::kF16 && w.dtype != DType::kBF16) {
-    return make_error(Error::kUnsupported, std::string("cannot fuse into ") + dtype_name(w.dtype) +
-                                               " weights of " + json::quote(layer.module) + "; F32, F16 or BF16 only");
+    return make_error(Error::kUnsupported, std::string("cannot fuse into ") + dtype_name(w.dtype) + " weights of " +
+                                               json::quote(layer.module) + "; F32, F16 or BF16 only");
   }
   if (w.out_features != layer.out_features || w.in_features != layer.in_features) {
     return make_error(Error::kInvalidArgument,
@@ -98,7 +98,8 @@ Status fuse_layer(const WeightView& w, const AdapterLayer& layer, float scale, c
   if (rank == 0 || scale == 0.0f) return Status::ok();
   const KernelIsa isa = resolve_kernel_isa(options.isa);
   if (!kernel_isa_available(isa)) {
-    return make_error(Error::kUnsupported, std::string("kernel ") + kernel_isa_name(isa) + " is not available on this CPU");
+    return make_error(Error::kUnsupported,
+                      std::string("kernel ") + kernel_isa_name(isa) + " is not available on this CPU");
   }
   const kernels::FuseTileFn fn = tile_fn(isa);
 

@@ -168,8 +168,7 @@ class Parser {
 
  private:
   Status error_status() const {
-    return make_error(Error::kInvalidFile,
-                      "invalid JSON at byte " + std::to_string(error_pos_) + ": " + error_);
+    return make_error(Error::kInvalidFile, "invalid JSON at byte " + std::to_string(error_pos_) + ": " + error_);
   }
   bool fail(const std::string& what) {
     if (error_.empty()) {

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <optional>
 
+#include "core/kernels/convert.h"
+
 namespace lorarar {
 
 const char* lora_format_name(LoraFormat f) {
@@ -83,8 +85,14 @@ std::optional<std::string> unsupported_kind(std::string_view key) {
 }
 
 bool is_text_encoder_key(std::string_view key) {
-  static const char* const kPrefixes[] = {"text_encoder.", "text_encoder_2.", "lora_te_", "lora_te1_",
-                                          "lora_te2_",     "te.",             "te1.",     "te2.",
+  static const char* const kPrefixes[] = {"text_encoder.",
+                                          "text_encoder_2.",
+                                          "lora_te_",
+                                          "lora_te1_",
+                                          "lora_te2_",
+                                          "te.",
+                                          "te1.",
+                                          "te2.",
                                           "base_model.model.text_model."};
   for (const char* p : kPrefixes) {
     if (starts_with(key, p)) return true;
@@ -176,34 +184,9 @@ std::optional<KeyInfo> classify(std::string_view key) {
   return std::nullopt;
 }
 
-// Non-finite floats have an all-ones exponent; testing the bits keeps this
-// scan at memory speed (it reads every factor once at load).
-template <typename Bits>
-size_t first_non_finite(const uint8_t* data, size_t n, Bits exp_mask) {
-  constexpr size_t kBlock = 1024;
-  Bits buf[kBlock];
-  for (size_t start = 0; start < n; start += kBlock) {
-    const size_t count = std::min(kBlock, n - start);
-    std::memcpy(buf, data + start * sizeof(Bits), count * sizeof(Bits));
-    bool any = false;
-    for (size_t i = 0; i < count; ++i) any |= (buf[i] & exp_mask) == exp_mask;
-    if (!any) continue;
-    for (size_t i = 0; i < count; ++i) {
-      if ((buf[i] & exp_mask) == exp_mask) return start + i;
-    }
-  }
-  return n;
-}
-
 Status check_finite(const TensorView& t) {
   const size_t n = t.numel();
-  size_t bad_at = n;
-  switch (t.dtype) {
-    case DType::kF32: bad_at = first_non_finite<uint32_t>(t.data, n, 0x7F800000u); break;
-    case DType::kF16: bad_at = first_non_finite<uint16_t>(t.data, n, 0x7C00u); break;
-    case DType::kBF16: bad_at = first_non_finite<uint16_t>(t.data, n, 0x7F80u); break;
-    default: break;
-  }
+  const size_t bad_at = kernels::first_non_finite(t.data, t.dtype, n);
   if (bad_at == n) return Status::ok();
   const float v = t.at(bad_at);
   return invalid("tensor " + json::quote(t.name) + " holds " + (std::isnan(v) ? "NaN" : "Inf") + " at element " +
@@ -219,7 +202,8 @@ struct Pending {
 Result<std::string> map_module(const KeyInfo& info, const LoraParseOptions& options) {
   if (!info.kohya_name) {
     if (options.base && !options.base->find(info.module_name)) {
-      return make_error(Error::kNotFound, "targets " + json::quote(info.module_name) + ", which the base model does not have");
+      return make_error(Error::kNotFound,
+                        "targets " + json::quote(info.module_name) + ", which the base model does not have");
     }
     return info.module_name;
   }
@@ -228,7 +212,8 @@ Result<std::string> map_module(const KeyInfo& info, const LoraParseOptions& opti
   if (options.base) {
     const TargetLayer* target = options.base->find_underscored(underscored(rewritten));
     if (!target) {
-      return make_error(Error::kNotFound, "targets " + json::quote(info.key_prefix) + ", which the base model does not have");
+      return make_error(Error::kNotFound,
+                        "targets " + json::quote(info.key_prefix) + ", which the base model does not have");
     }
     return target->module;
   }
@@ -312,7 +297,8 @@ Result<LoraModel> parse_lora(const SafetensorsView& file, const LoraParseOptions
                            std::to_string(ds[3]) + " kernel, which the engine does not apply");
       }
       if (us.size() != 4 || us[2] != 1 || us[3] != 1) {
-        return invalid(ctx + ": down factor is " + p.down->shape_string() + " but up factor is " + p.up->shape_string());
+        return invalid(ctx + ": down factor is " + p.down->shape_string() + " but up factor is " +
+                       p.up->shape_string());
       }
       layer.conv1x1 = true;
     } else if (ds.size() != 2 || us.size() != 2) {
@@ -324,7 +310,8 @@ Result<LoraModel> parse_lora(const SafetensorsView& file, const LoraParseOptions
     layer.out_features = us[0];
     if (us[1] != layer.rank) {
       return invalid(ctx + ": A/B rank mismatch: down " + p.down->shape_string() + " has rank " +
-                     std::to_string(layer.rank) + ", up " + p.up->shape_string() + " has rank " + std::to_string(us[1]));
+                     std::to_string(layer.rank) + ", up " + p.up->shape_string() + " has rank " +
+                     std::to_string(us[1]));
     }
     if (layer.rank <= 0 || layer.in_features <= 0 || layer.out_features <= 0) {
       return invalid(ctx + ": factors have an empty dimension");
@@ -333,8 +320,8 @@ Result<LoraModel> parse_lora(const SafetensorsView& file, const LoraParseOptions
       const TargetLayer* target = options.base->find(module);
       if (target->in_features != layer.in_features || target->out_features != layer.out_features) {
         return invalid(ctx + ": in/out features " + std::to_string(layer.in_features) + " -> " +
-                       std::to_string(layer.out_features) + " do not fit the base layer " + json::quote(module) +
-                       " (" + std::to_string(target->in_features) + " -> " + std::to_string(target->out_features) + ")");
+                       std::to_string(layer.out_features) + " do not fit the base layer " + json::quote(module) + " (" +
+                       std::to_string(target->in_features) + " -> " + std::to_string(target->out_features) + ")");
       }
     }
     layer.down = *p.down;

@@ -38,17 +38,17 @@ struct LoraLayer {
   int64_t rank = 0;
   int64_t in_features = 0;
   int64_t out_features = 0;
-  float alpha = 0;          // alpha = rank where the file carries none
+  float alpha = 0;  // alpha = rank where the file carries none
   bool alpha_in_file = false;
-  float scale = 1;          // alpha / rank (alpha / sqrt(rank) for rsLoRA)
+  float scale = 1;  // alpha / rank (alpha / sqrt(rank) for rsLoRA)
   bool conv1x1 = false;
 };
 
 struct LoraModel {
   LoraFormat format = LoraFormat::kPeft;
-  std::vector<LoraLayer> layers;                 // sorted by module
-  std::vector<std::string> text_encoder_keys;    // reported, not applied
-  std::map<std::string, std::string> metadata;   // the file's __metadata__
+  std::vector<LoraLayer> layers;                // sorted by module
+  std::vector<std::string> text_encoder_keys;   // reported, not applied
+  std::map<std::string, std::string> metadata;  // the file's __metadata__
 
   const LoraLayer* find(const std::string& module) const;
 };

@@ -36,8 +36,7 @@ Result<BaseModel> BaseModel::from_unet(const json::Value& config, const std::vec
   if (!config.is_object()) return make_error(Error::kInvalidFile, "config is not a JSON object");
   const json::Value* blocks = config.find("down_block_types");
   if (!blocks || !blocks->is_array() || blocks->as_array().empty()) {
-    return make_error(Error::kUnsupported,
-                      "config has no down_block_types: not a UNet2DConditionModel config");
+    return make_error(Error::kUnsupported, "config has no down_block_types: not a UNet2DConditionModel config");
   }
   const size_t n_blocks = blocks->as_array().size();
   UNetBlockLayout layout;
@@ -58,8 +57,7 @@ Result<BaseModel> BaseModel::from_unet(const json::Value& config, const std::vec
   std::vector<TargetLayer> targets;
   const std::string suffix = ".weight";
   for (const auto& t : weights) {
-    if (t.name.size() <= suffix.size() ||
-        t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    if (t.name.size() <= suffix.size() || t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) != 0) {
       continue;
     }
     TargetLayer layer;
@@ -96,9 +94,7 @@ bool parse_index(std::string_view s, size_t* pos, int* out) {
   return true;
 }
 
-bool starts_with(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
 // Reads "<i>_<j>_" at pos; returns false when the shape differs.
 bool parse_pair(std::string_view s, size_t* pos, int* i, int* j) {
@@ -124,8 +120,8 @@ std::string resnet_rest(std::string_view rest) {
 }
 
 bool is_attention_member(std::string_view rest) {
-  return starts_with(rest, "transformer_blocks") || starts_with(rest, "proj_in") ||
-         starts_with(rest, "proj_out") || starts_with(rest, "norm");
+  return starts_with(rest, "transformer_blocks") || starts_with(rest, "proj_in") || starts_with(rest, "proj_out") ||
+         starts_with(rest, "norm");
 }
 
 }  // namespace
@@ -133,13 +129,16 @@ bool is_attention_member(std::string_view rest) {
 Result<std::string> ldm_to_diffusers_prefix(std::string_view name, const UNetBlockLayout& layout) {
   const auto& lpb = layout.layers_per_block;
   auto out_of_layout = [&]() {
-    return make_error(Error::kNotFound, "LDM block name " + json::quote(name) +
-                                            " does not fit the base model's block layout");
+    return make_error(Error::kNotFound,
+                      "LDM block name " + json::quote(name) + " does not fit the base model's block layout");
   };
   static const std::pair<const char*, const char*> kWhole[] = {
-      {"time_embed_0", "time_embedding.linear_1"}, {"time_embed_2", "time_embedding.linear_2"},
-      {"label_emb_0_0", "add_embedding.linear_1"}, {"label_emb_0_2", "add_embedding.linear_2"},
-      {"input_blocks_0_0", "conv_in"},             {"out_2", "conv_out"},
+      {"time_embed_0", "time_embedding.linear_1"},
+      {"time_embed_2", "time_embedding.linear_2"},
+      {"label_emb_0_0", "add_embedding.linear_1"},
+      {"label_emb_0_2", "add_embedding.linear_2"},
+      {"input_blocks_0_0", "conv_in"},
+      {"out_2", "conv_out"},
   };
   for (const auto& [ldm, diffusers] : kWhole) {
     if (name == ldm) return std::string(diffusers);
@@ -157,8 +156,10 @@ Result<std::string> ldm_to_diffusers_prefix(std::string_view name, const UNetBlo
         if (layer == lpb[b]) {
           return "down_blocks." + std::to_string(b) + ".downsamplers.0." + std::string(rest == "op" ? "conv" : rest);
         }
-        if (j == 0) return "down_blocks." + std::to_string(b) + ".resnets." + std::to_string(layer) + "." + resnet_rest(rest);
-        if (j == 1) return "down_blocks." + std::to_string(b) + ".attentions." + std::to_string(layer) + "." + std::string(rest);
+        if (j == 0)
+          return "down_blocks." + std::to_string(b) + ".resnets." + std::to_string(layer) + "." + resnet_rest(rest);
+        if (j == 1)
+          return "down_blocks." + std::to_string(b) + ".attentions." + std::to_string(layer) + "." + std::string(rest);
         return out_of_layout();
       }
       index += span;
@@ -203,12 +204,47 @@ Result<std::string> ldm_to_diffusers_prefix(std::string_view name, const UNetBlo
 Result<std::string> dotted_from_vocabulary(std::string_view name) {
   // diffusers UNet module-name segments that contain underscores, longest first.
   static const char* const kWords[] = {
-      "transformer_blocks", "conv_norm_out", "conv_shortcut", "time_embedding", "add_embedding",
-      "encoder_hid_proj", "time_emb_proj", "downsamplers", "down_blocks", "upsamplers",
-      "add_k_proj", "add_v_proj", "add_q_proj", "to_add_out", "attentions", "up_blocks",
-      "mid_block", "proj_out", "linear_1", "linear_2", "conv_out", "proj_in", "conv_in",
-      "resnets", "to_out", "attn1", "attn2", "norm1", "norm2", "norm3", "conv1", "conv2",
-      "to_q", "to_k", "to_v", "proj", "conv", "norm", "attn", "net", "ff",
+      "transformer_blocks",
+      "conv_norm_out",
+      "conv_shortcut",
+      "time_embedding",
+      "add_embedding",
+      "encoder_hid_proj",
+      "time_emb_proj",
+      "downsamplers",
+      "down_blocks",
+      "upsamplers",
+      "add_k_proj",
+      "add_v_proj",
+      "add_q_proj",
+      "to_add_out",
+      "attentions",
+      "up_blocks",
+      "mid_block",
+      "proj_out",
+      "linear_1",
+      "linear_2",
+      "conv_out",
+      "proj_in",
+      "conv_in",
+      "resnets",
+      "to_out",
+      "attn1",
+      "attn2",
+      "norm1",
+      "norm2",
+      "norm3",
+      "conv1",
+      "conv2",
+      "to_q",
+      "to_k",
+      "to_v",
+      "proj",
+      "conv",
+      "norm",
+      "attn",
+      "net",
+      "ff",
   };
   auto unmapped = [&]() {
     return make_error(Error::kNotFound, "cannot map " + json::quote(name) +

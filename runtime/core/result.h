@@ -68,9 +68,7 @@ class Result {
   Status status_;
 };
 
-inline Status make_error(Error code, std::string message) {
-  return Status(code, std::move(message));
-}
+inline Status make_error(Error code, std::string message) { return Status(code, std::move(message)); }
 
 }  // namespace lorarar
 
@@ -78,9 +76,9 @@ inline Status make_error(Error code, std::string message) {
 #define LORARAR_CONCAT(a, b) LORARAR_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when `expr` fails.
-#define LORARAR_RETURN_IF_ERROR(expr)             \
-  do {                                            \
-    ::lorarar::Status lorarar_status_ = (expr);   \
+#define LORARAR_RETURN_IF_ERROR(expr)                     \
+  do {                                                    \
+    ::lorarar::Status lorarar_status_ = (expr);           \
     if (!lorarar_status_.is_ok()) return lorarar_status_; \
   } while (0)
 

@@ -37,8 +37,7 @@ bool read_u64(const json::Value& v, uint64_t* out) {
 Result<SafetensorsView> SafetensorsView::parse(const uint8_t* data, size_t size) {
   if (size == 0) return bad("file is empty");
   if (size < 8) {
-    return bad("file is truncated: " + std::to_string(size) +
-               " bytes, shorter than the 8-byte header length");
+    return bad("file is truncated: " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   }
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];
@@ -47,8 +46,8 @@ Result<SafetensorsView> SafetensorsView::parse(const uint8_t* data, size_t size)
                std::to_string(size) + " bytes)");
   }
   if (header_len > kMaxHeaderBytes) {
-    return bad("header length " + std::to_string(header_len) + " exceeds the " +
-               std::to_string(kMaxHeaderBytes) + "-byte limit");
+    return bad("header length " + std::to_string(header_len) + " exceeds the " + std::to_string(kMaxHeaderBytes) +
+               "-byte limit");
   }
   std::string_view header(reinterpret_cast<const char*>(data + 8), static_cast<size_t>(header_len));
   // The reference writer pads the header with trailing spaces; NULs are not JSON.
@@ -121,9 +120,8 @@ Result<SafetensorsView> SafetensorsView::parse(const uint8_t* data, size_t size)
     view.index_.emplace(name, view.tensors_.size());
     view.tensors_.push_back(std::move(t));
   }
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
   for (size_t i = 1; i < spans.size(); ++i) {
     const Span& prev = spans[i - 1];
     const Span& cur = spans[i];

@@ -65,9 +65,9 @@ struct SafetensorsEntry {
   std::vector<int64_t> shape;
 };
 struct SafetensorsLayout {
-  std::string header;             // prefix + JSON + padding
-  std::vector<size_t> offsets;    // per entry, relative to the data section
-  std::vector<size_t> sizes;      // bytes per entry
+  std::string header;           // prefix + JSON + padding
+  std::vector<size_t> offsets;  // per entry, relative to the data section
+  std::vector<size_t> sizes;    // bytes per entry
   size_t data_bytes = 0;
 };
 SafetensorsLayout safetensors_layout(const std::vector<SafetensorsEntry>& entries,

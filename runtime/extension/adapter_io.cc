@@ -12,7 +12,8 @@ namespace lorarar {
 namespace {
 
 Status write_tensors(const std::string& path, const std::vector<SafetensorsEntry>& entries,
-                     const std::vector<std::vector<float>>& values, const std::map<std::string, std::string>& metadata) {
+                     const std::vector<std::vector<float>>& values,
+                     const std::map<std::string, std::string>& metadata) {
   const SafetensorsLayout layout = safetensors_layout(entries, metadata);
   auto writer = AtomicFileWriter::create(path, layout.header.size() + layout.data_bytes);
   if (!writer.ok()) return writer.status().with_context(path);

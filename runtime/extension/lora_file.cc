@@ -11,7 +11,8 @@ Result<SafetensorsView> open_safetensors(const std::string& path, std::shared_pt
   // Pickled checkpoints (.bin/.pt/.ckpt) are zip archives or raw pickles;
   // they are never unpickled (arbitrary code), only named.
   if (n >= 2 && ((d[0] == 'P' && d[1] == 'K') || d[0] == 0x80)) {
-    return make_error(Error::kUnsupported, path + ": a PyTorch pickle, not safetensors; convert it to .safetensors first");
+    return make_error(Error::kUnsupported,
+                      path + ": a PyTorch pickle, not safetensors; convert it to .safetensors first");
   }
   auto view = SafetensorsView::parse(d, n);
   if (!view.ok()) return view.status().with_context(path);

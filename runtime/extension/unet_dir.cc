@@ -65,7 +65,8 @@ Result<std::shared_ptr<const UNetDir>> UNetDir::open(const std::string& path) {
   std::shared_ptr<UNetDir> unet(new UNetDir());
   unet->dir_ = dir;
   const std::string config_path = join_path(dir, "config.json");
-  if (!file_exists(config_path)) return make_error(Error::kNotFound, path + ": no config.json (not a diffusers UNet folder)");
+  if (!file_exists(config_path))
+    return make_error(Error::kNotFound, path + ": no config.json (not a diffusers UNet folder)");
   LORARAR_ASSIGN_OR_RETURN(unet->config_, read_json(config_path));
 
   std::vector<std::string> files;

@@ -9,9 +9,9 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "core/result.h"
-#include <vector>
 
 namespace lorarar_test {
 
@@ -46,13 +46,13 @@ std::string describe(const A& a, const B& b) {
 
 }  // namespace lorarar_test
 
-#define TEST(name)                                                                     \
-  static void test_##name();                                                           \
-  static ::lorarar_test::Registrar registrar_##name(#name, test_##name);               \
+#define TEST(name)                                                       \
+  static void test_##name();                                             \
+  static ::lorarar_test::Registrar registrar_##name(#name, test_##name); \
   static void test_##name()
 
-#define CHECK(cond)                                                                    \
-  do {                                                                                 \
+#define CHECK(cond)                                                                      \
+  do {                                                                                   \
     if (!(cond)) ::lorarar_test::record_failure(__FILE__, __LINE__, "CHECK(" #cond ")"); \
   } while (0)
 
@@ -65,25 +65,25 @@ std::string describe(const A& a, const B& b) {
                                      "CHECK_EQ(" #a ", " #b "): " + ::lorarar_test::describe(va_, vb_)); \
   } while (0)
 
-#define CHECK_NEAR(a, b, tol)                                                                            \
-  do {                                                                                                   \
-    const double va_ = (a), vb_ = (b);                                                                   \
-    if (!(std::fabs(va_ - vb_) <= (tol)))                                                                \
-      ::lorarar_test::record_failure(__FILE__, __LINE__,                                                 \
+#define CHECK_NEAR(a, b, tol)                                                                              \
+  do {                                                                                                     \
+    const double va_ = (a), vb_ = (b);                                                                     \
+    if (!(std::fabs(va_ - vb_) <= (tol)))                                                                  \
+      ::lorarar_test::record_failure(__FILE__, __LINE__,                                                   \
                                      "CHECK_NEAR(" #a ", " #b "): " + ::lorarar_test::describe(va_, vb_)); \
   } while (0)
 
 // Asserts that a Result/Status-returning expression failed with this message.
-#define CHECK_ERROR(expr, code_, message_)                                                              \
-  do {                                                                                                  \
-    auto r_ = (expr);                                                                                   \
-    const ::lorarar::Status& s_ = ::lorarar_test::status_of(r_);                                        \
-    if (s_.is_ok()) {                                                                                   \
-      ::lorarar_test::record_failure(__FILE__, __LINE__, "expected an error from " #expr);             \
-    } else {                                                                                            \
-      CHECK_EQ(static_cast<int>(s_.code()), static_cast<int>(code_));                                   \
-      CHECK_EQ(s_.message(), std::string(message_));                                                    \
-    }                                                                                                   \
+#define CHECK_ERROR(expr, code_, message_)                                                 \
+  do {                                                                                     \
+    auto r_ = (expr);                                                                      \
+    const ::lorarar::Status& s_ = ::lorarar_test::status_of(r_);                           \
+    if (s_.is_ok()) {                                                                      \
+      ::lorarar_test::record_failure(__FILE__, __LINE__, "expected an error from " #expr); \
+    } else {                                                                               \
+      CHECK_EQ(static_cast<int>(s_.code()), static_cast<int>(code_));                      \
+      CHECK_EQ(s_.message(), std::string(message_));                                       \
+    }                                                                                      \
   } while (0)
 
 namespace lorarar_test {

@@ -17,8 +17,10 @@ const char* kK = "mid_block.attentions.0.transformer_blocks.0.attn1.to_k";
 
 std::string write_lora(const std::string& dir, const std::string& name, uint32_t seed, int64_t r) {
   std::vector<TestTensor> t;
-  add_lora_layer(&t, std::string("unet.") + kQ + ".lora_A.weight", std::string("unet.") + kQ + ".lora_B.weight", r, 16, 16, seed);
-  add_lora_layer(&t, std::string("unet.") + kK + ".lora_A.weight", std::string("unet.") + kK + ".lora_B.weight", r, 24, 16, seed + 7);
+  add_lora_layer(&t, std::string("unet.") + kQ + ".lora_A.weight", std::string("unet.") + kQ + ".lora_B.weight", r, 16,
+                 16, seed);
+  add_lora_layer(&t, std::string("unet.") + kK + ".lora_A.weight", std::string("unet.") + kK + ".lora_B.weight", r, 24,
+                 16, seed + 7);
   const std::string path = dir + "/" + name;
   write_file(path, make_safetensors(t));
   return path;
@@ -28,9 +30,8 @@ std::string write_unet(const std::string& dir) {
   const std::string unet = dir + "/unet";
   std::string cmd = "mkdir -p " + unet;
   CHECK_EQ(std::system(cmd.c_str()), 0);
-  write_file(unet + "/config.json",
-             std::string(R"({"_class_name": "UNet2DConditionModel", "layers_per_block": 1, )"
-                         R"("down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"]})"));
+  write_file(unet + "/config.json", std::string(R"({"_class_name": "UNet2DConditionModel", "layers_per_block": 1, )"
+                                                R"("down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"]})"));
   std::vector<TestTensor> w = {
       {std::string(kQ) + ".weight", DType::kF16, {16, 16}, random_values(256, 1)},
       {std::string(kK) + ".weight", DType::kF32, {16, 24}, random_values(384, 2)},
@@ -150,7 +151,8 @@ TEST(c_api_errors_name_the_file) {
   const std::string pickle = dir + "/lora.bin";
   write_file(pickle, std::string("PK\x03\x04 zip"));
   CHECK_EQ(lorarar_lora_load(pickle.c_str(), nullptr, &lora), LORARAR_ERR_UNSUPPORTED);
-  CHECK_EQ(std::string(lorarar_last_error()), pickle + ": a PyTorch pickle, not safetensors; convert it to .safetensors first");
+  CHECK_EQ(std::string(lorarar_last_error()),
+           pickle + ": a PyTorch pickle, not safetensors; convert it to .safetensors first");
   CHECK_EQ(lorarar_lora_load(dir.c_str(), nullptr, &lora), LORARAR_ERR_NOT_FOUND);
   CHECK_EQ(std::string(lorarar_last_error()),
            dir + ": folder holds neither adapter_model.safetensors nor pytorch_lora_weights.safetensors");
@@ -174,5 +176,6 @@ TEST(c_api_reads_peft_folders_with_adapter_config) {
   lorarar_lora_free(lora);
   write_file(dir + "/adapter_config.json", std::string("{oops"));
   CHECK_EQ(lorarar_lora_load(dir.c_str(), nullptr, &lora), LORARAR_ERR_INVALID_FILE);
-  CHECK_EQ(std::string(lorarar_last_error()), dir + "/adapter_config.json: invalid JSON at byte 1: expected a string key");
+  CHECK_EQ(std::string(lorarar_last_error()),
+           dir + "/adapter_config.json: invalid JSON at byte 1: expected a string key");
 }

@@ -51,10 +51,12 @@ std::vector<double> reference_delta(const Pair& p, const std::vector<float>& mc,
     for (int64_t j = 0; j < c.in_features; ++j) {
       double acc = 0;
       for (int64_t k = 0; k < c.rank; ++k) {
-        acc += double(c.scale) * wc * (mc.empty() ? 1.0 : mc[j]) * c.up.at(i * c.rank + k) * c.down.at(k * c.in_features + j);
+        acc += double(c.scale) * wc * (mc.empty() ? 1.0 : mc[j]) * c.up.at(i * c.rank + k) *
+               c.down.at(k * c.in_features + j);
       }
       for (int64_t k = 0; k < s.rank; ++k) {
-        acc += double(s.scale) * ws * (ms.empty() ? 1.0 : ms[j]) * s.up.at(i * s.rank + k) * s.down.at(k * s.in_features + j);
+        acc += double(s.scale) * ws * (ms.empty() ? 1.0 : ms[j]) * s.up.at(i * s.rank + k) *
+               s.down.at(k * s.in_features + j);
       }
       d[static_cast<size_t>(i * c.in_features + j)] = acc;
     }
@@ -80,7 +82,8 @@ TEST(fuse_matches_the_definition_for_every_kernel_dtype_and_odd_shape) {
   for (const auto& sh : shapes) {
     for (DType factor_dtype : {DType::kF32, DType::kF16}) {
       auto p = make_pair(sh.in, sh.out, sh.rc, sh.rs, factor_dtype);
-      std::vector<float> mc = random_values(static_cast<size_t>(sh.in), 5), ms = random_values(static_cast<size_t>(sh.in), 6);
+      std::vector<float> mc = random_values(static_cast<size_t>(sh.in), 5),
+                         ms = random_values(static_cast<size_t>(sh.in), 6);
       ColumnCoefficients coeffs = {{"layer", {mc, ms}}};
       MergeOptions options;
       options.method = MergeMethod::kColumns;
@@ -187,7 +190,8 @@ TEST(materialised_adapter_equals_the_column_merge) {
   for (int64_t i = 0; i < 10; ++i) {
     for (int64_t j = 0; j < 24; ++j) {
       double acc = 0;
-      for (int64_t k = 0; k < 5; ++k) acc += double(B[static_cast<size_t>(i * 5 + k)]) * A[static_cast<size_t>(k * 24 + j)];
+      for (int64_t k = 0; k < 5; ++k)
+        acc += double(B[static_cast<size_t>(i * 5 + k)]) * A[static_cast<size_t>(k * 24 + j)];
       CHECK_NEAR(acc, delta[static_cast<size_t>(i * 24 + j)], 1e-6);
     }
   }

@@ -29,8 +29,10 @@ TEST(json_rejects_malformed_input_with_offsets) {
   CHECK_ERROR(json::parse(""), Error::kInvalidFile, "invalid JSON at byte 0: unexpected end of input");
   CHECK_ERROR(json::parse("{\"a\":1,}"), Error::kInvalidFile, "invalid JSON at byte 7: expected a string key");
   CHECK_ERROR(json::parse("{\"a\":1,\"a\":2}"), Error::kInvalidFile, "invalid JSON at byte 7: duplicate key \"a\"");
-  CHECK_ERROR(json::parse("[1] x"), Error::kInvalidFile, "invalid JSON at byte 4: unexpected data after the JSON value");
-  CHECK_ERROR(json::parse("\"\\ud800\""), Error::kInvalidFile, "invalid JSON at byte 7: unpaired surrogate in \\u escape");
+  CHECK_ERROR(json::parse("[1] x"), Error::kInvalidFile,
+              "invalid JSON at byte 4: unexpected data after the JSON value");
+  CHECK_ERROR(json::parse("\"\\ud800\""), Error::kInvalidFile,
+              "invalid JSON at byte 7: unpaired surrogate in \\u escape");
   CHECK_ERROR(json::parse("01"), Error::kInvalidFile, "invalid JSON at byte 1: unexpected data after the JSON value");
   CHECK_ERROR(json::parse("\"\xff\""), Error::kInvalidFile, "invalid JSON at byte 1: invalid UTF-8 in a string");
   CHECK_ERROR(json::parse("\"a\tb\""), Error::kInvalidFile, "invalid JSON at byte 2: control character in a string");

@@ -21,7 +21,8 @@ struct Parsed {
 };
 
 // Keeps the bytes alive beside the model that views them.
-std::unique_ptr<Parsed> parse(const std::vector<TestTensor>& tensors, const std::map<std::string, std::string>& meta = {},
+std::unique_ptr<Parsed> parse(const std::vector<TestTensor>& tensors,
+                              const std::map<std::string, std::string>& meta = {},
                               const LoraParseOptions& options = {}) {
   auto p = std::make_unique<Parsed>();
   p->bytes = make_safetensors(tensors, meta);
@@ -53,7 +54,8 @@ BaseModel sdxl_like_base() {
 
 TEST(lora_peft_keys_with_metadata_alpha) {
   std::vector<TestTensor> t;
-  add_lora_layer(&t, std::string("unet.") + kQ + ".lora_A.weight", std::string("unet.") + kQ + ".lora_B.weight", 4, 32, 32, 1);
+  add_lora_layer(&t, std::string("unet.") + kQ + ".lora_A.weight", std::string("unet.") + kQ + ".lora_B.weight", 4, 32,
+                 32, 1);
   auto p = parse(t, {{"lora_adapter_metadata", R"({"unet.lora_alpha": 8, "unet.r": 4})"}});
   CHECK(p->model.ok());
   const auto& m = p->model.get();
@@ -70,14 +72,16 @@ TEST(lora_peft_keys_with_metadata_alpha) {
 TEST(lora_alpha_defaults_to_rank_and_patterns_override) {
   std::vector<TestTensor> t;
   const std::string k = "unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_k";
-  add_lora_layer(&t, std::string("unet.") + kQ + ".lora_A.weight", std::string("unet.") + kQ + ".lora_B.weight", 4, 8, 8, 1);
+  add_lora_layer(&t, std::string("unet.") + kQ + ".lora_A.weight", std::string("unet.") + kQ + ".lora_B.weight", 4, 8,
+                 8, 1);
   add_lora_layer(&t, k + ".lora_A.weight", k + ".lora_B.weight", 2, 8, 8, 3);
   auto plain = parse(t);
   CHECK(plain->model.ok());
   CHECK_NEAR(plain->model->layers[0].alpha, 4.0, 0);
   CHECK(!plain->model->layers[0].alpha_in_file);
   auto patterned =
-      parse(t, {{"lora_adapter_metadata", R"({"unet.lora_alpha": 4, "unet.alpha_pattern": {"attn1.to_k": 1}, "unet.use_rslora": true})"}});
+      parse(t, {{"lora_adapter_metadata",
+                 R"({"unet.lora_alpha": 4, "unet.alpha_pattern": {"attn1.to_k": 1}, "unet.use_rslora": true})"}});
   CHECK(patterned->model.ok());
   const auto* to_k = patterned->model->find("mid_block.attentions.0.transformer_blocks.0.attn1.to_k");
   CHECK(to_k != nullptr);
@@ -87,7 +91,8 @@ TEST(lora_alpha_defaults_to_rank_and_patterns_override) {
 
 TEST(lora_legacy_diffusers_and_double_unet_prefix) {
   std::vector<TestTensor> t;
-  add_lora_layer(&t, std::string("unet.unet.") + kQ + ".lora.down.weight", std::string("unet.unet.") + kQ + ".lora.up.weight", 2, 8, 8, 5);
+  add_lora_layer(&t, std::string("unet.unet.") + kQ + ".lora.down.weight",
+                 std::string("unet.unet.") + kQ + ".lora.up.weight", 2, 8, 8, 5);
   auto p = parse(t);
   CHECK(p->model.ok());
   CHECK_EQ(p->model->format, LoraFormat::kDiffusersLegacy);
@@ -132,11 +137,16 @@ TEST(lora_kohya_sdxl_ldm_names_map_through_the_block_layout) {
     int64_t in, out;
   } cases[] = {
       // input_blocks 4,5 = down block 1 layers 0,1; 7,8 = down block 2.
-      {"input_blocks_4_1_transformer_blocks_0_attn1_to_q", "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q", 640, 640},
-      {"input_blocks_5_1_transformer_blocks_0_attn2_to_k", "down_blocks.1.attentions.1.transformer_blocks.0.attn2.to_k", 2048, 640},
-      {"input_blocks_8_1_transformer_blocks_9_attn1_to_out_0", "down_blocks.2.attentions.1.transformer_blocks.9.attn1.to_out.0", 1280, 1280},
-      {"middle_block_1_transformer_blocks_0_attn1_to_v", "mid_block.attentions.0.transformer_blocks.0.attn1.to_v", 1280, 1280},
-      {"output_blocks_2_1_transformer_blocks_3_attn2_to_q", "up_blocks.0.attentions.2.transformer_blocks.3.attn2.to_q", 1280, 1280},
+      {"input_blocks_4_1_transformer_blocks_0_attn1_to_q", "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q",
+       640, 640},
+      {"input_blocks_5_1_transformer_blocks_0_attn2_to_k", "down_blocks.1.attentions.1.transformer_blocks.0.attn2.to_k",
+       2048, 640},
+      {"input_blocks_8_1_transformer_blocks_9_attn1_to_out_0",
+       "down_blocks.2.attentions.1.transformer_blocks.9.attn1.to_out.0", 1280, 1280},
+      {"middle_block_1_transformer_blocks_0_attn1_to_v", "mid_block.attentions.0.transformer_blocks.0.attn1.to_v", 1280,
+       1280},
+      {"output_blocks_2_1_transformer_blocks_3_attn2_to_q", "up_blocks.0.attentions.2.transformer_blocks.3.attn2.to_q",
+       1280, 1280},
       {"output_blocks_3_1_proj_in", "up_blocks.1.attentions.0.proj_in", 640, 640},
   };
   std::vector<TestTensor> t;
@@ -160,19 +170,27 @@ TEST(lora_rejects_what_it_cannot_apply) {
     return t;
   };
   CHECK_ERROR(parse(one("lora_unet_mid_block_resnets_0_conv1.hada_w1_a", {2, 2}))->model, Error::kUnsupported,
-              "tensor \"lora_unet_mid_block_resnets_0_conv1.hada_w1_a\" is a LoHa (hada_*) tensor, which the engine does not apply");
+              "tensor \"lora_unet_mid_block_resnets_0_conv1.hada_w1_a\" is a LoHa (hada_*) tensor, which the engine "
+              "does not apply");
   CHECK_ERROR(parse(one("lora_unet_mid_block_resnets_0_conv1.lokr_w1", {2, 2}))->model, Error::kUnsupported,
-              "tensor \"lora_unet_mid_block_resnets_0_conv1.lokr_w1\" is a LoKr (lokr_*) tensor, which the engine does not apply");
+              "tensor \"lora_unet_mid_block_resnets_0_conv1.lokr_w1\" is a LoKr (lokr_*) tensor, which the engine does "
+              "not apply");
   CHECK_ERROR(parse(one(std::string("unet.") + kQ + ".lora_magnitude_vector", {8}))->model, Error::kUnsupported,
-              std::string("tensor \"unet.") + kQ + ".lora_magnitude_vector\" is a DoRA magnitude tensor, which the engine does not apply");
+              std::string("tensor \"unet.") + kQ +
+                  ".lora_magnitude_vector\" is a DoRA magnitude tensor, which the engine does not apply");
   CHECK_ERROR(parse(one("unet.something.else", {2}))->model, Error::kUnsupported,
               "tensor \"unet.something.else\" is not a LoRA factor of a supported format");
 
   std::vector<TestTensor> locon;
-  locon.push_back({"lora_unet_mid_block_resnets_0_conv1.lora_down.weight", DType::kF32, {2, 8, 3, 3}, std::vector<float>(144, 0.1f)});
-  locon.push_back({"lora_unet_mid_block_resnets_0_conv1.lora_up.weight", DType::kF32, {8, 2, 1, 1}, std::vector<float>(16, 0.1f)});
+  locon.push_back({"lora_unet_mid_block_resnets_0_conv1.lora_down.weight",
+                   DType::kF32,
+                   {2, 8, 3, 3},
+                   std::vector<float>(144, 0.1f)});
+  locon.push_back(
+      {"lora_unet_mid_block_resnets_0_conv1.lora_up.weight", DType::kF32, {8, 2, 1, 1}, std::vector<float>(16, 0.1f)});
   CHECK_ERROR(parse(locon)->model, Error::kUnsupported,
-              "layer \"lora_unet_mid_block_resnets_0_conv1\" is a convolutional LoRA (LoCon) with a 3x3 kernel, which the engine does not apply");
+              "layer \"lora_unet_mid_block_resnets_0_conv1\" is a convolutional LoRA (LoCon) with a 3x3 kernel, which "
+              "the engine does not apply");
 
   std::vector<TestTensor> te_only = one("lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight", {1, 2});
   CHECK_ERROR(parse(te_only)->model, Error::kUnsupported,
@@ -180,7 +198,8 @@ TEST(lora_rejects_what_it_cannot_apply) {
   CHECK_ERROR(parse({})->model, Error::kInvalidFile, "holds no LoRA layers");
 
   std::vector<TestTensor> dora;
-  add_lora_layer(&dora, std::string("unet.") + kQ + ".lora_A.weight", std::string("unet.") + kQ + ".lora_B.weight", 2, 8, 8, 1);
+  add_lora_layer(&dora, std::string("unet.") + kQ + ".lora_A.weight", std::string("unet.") + kQ + ".lora_B.weight", 2,
+                 8, 8, 1);
   CHECK_ERROR(parse(dora, {{"lora_adapter_metadata", R"({"unet.use_dora": true})"}})->model, Error::kUnsupported,
               "the adapter is DoRA (use_dora), which the engine does not apply");
 }
@@ -219,10 +238,12 @@ TEST(lora_checks_targets_against_the_base) {
   std::vector<TestTensor> missing;
   add_lora_layer(&missing, "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight",
                  "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight", 2, 8, 8, 1);
-  CHECK_ERROR(parse(missing, {}, options)->model, Error::kNotFound,
-              "targets \"down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q\", which the base model does not have");
+  CHECK_ERROR(
+      parse(missing, {}, options)->model, Error::kNotFound,
+      "targets \"down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q\", which the base model does not have");
   std::vector<TestTensor> wrong;
-  add_lora_layer(&wrong, std::string("unet.") + kQ + ".lora_A.weight", std::string("unet.") + kQ + ".lora_B.weight", 2, 320, 640, 1);
+  add_lora_layer(&wrong, std::string("unet.") + kQ + ".lora_A.weight", std::string("unet.") + kQ + ".lora_B.weight", 2,
+                 320, 640, 1);
   CHECK_ERROR(parse(wrong, {}, options)->model, Error::kInvalidFile,
               "layer \"unet." + std::string(kQ) + "\": in/out features 320 -> 640 do not fit the base layer \"" + kQ +
                   "\" (640 -> 640)");

@@ -20,12 +20,15 @@ std::vector<uint8_t> raw(const std::string& header, size_t data_bytes) {
   return std::vector<uint8_t>(s.begin(), s.end());
 }
 
-lorarar::Result<SafetensorsView> parse(const std::vector<uint8_t>& b) { return SafetensorsView::parse(b.data(), b.size()); }
+lorarar::Result<SafetensorsView> parse(const std::vector<uint8_t>& b) {
+  return SafetensorsView::parse(b.data(), b.size());
+}
 
 }  // namespace
 
 TEST(safetensors_reads_tensors_and_metadata) {
-  auto bytes = make_safetensors({{"a", DType::kF32, {2, 3}, {1, 2, 3, 4, 5, 6}}, {"b", DType::kF16, {2}, {0.5f, -2.0f}},
+  auto bytes = make_safetensors({{"a", DType::kF32, {2, 3}, {1, 2, 3, 4, 5, 6}},
+                                 {"b", DType::kF16, {2}, {0.5f, -2.0f}},
                                  {"c", DType::kBF16, {1}, {3.0f}}},
                                 {{"format", "pt"}});
   auto v = parse(bytes);

@@ -3,6 +3,7 @@
 // included) can leak AVX2 code into paths taken on older CPUs.
 #if defined(__x86_64__) || defined(_M_X64)
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include "core/kernels/fuse_tile.h"
@@ -11,9 +12,17 @@
 
 namespace lorarar::kernels {
 
+// CPUID directly: compilers disagree on which names __builtin_cpu_supports knows.
 bool cpu_has_avx2_fma_f16c() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool fma = c & (1u << 12), osxsave = c & (1u << 27), f16c = c & (1u << 29);
+  if (!fma || !osxsave || !f16c) return false;
+  unsigned xcr0_lo, xcr0_hi;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & 0x6u) != 0x6u) return false;  // the OS saves SSE and AVX state
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return b & (1u << 5);  // AVX2
 }
 
 namespace {

@@ -47,11 +47,7 @@ typedef enum lorarar_status {
   LORARAR_ERR_INTERNAL = 8
 } lorarar_status;
 
-typedef enum lorarar_dtype {
-  LORARAR_DTYPE_F32 = 0,
-  LORARAR_DTYPE_F16 = 1,
-  LORARAR_DTYPE_BF16 = 2
-} lorarar_dtype;
+typedef enum lorarar_dtype { LORARAR_DTYPE_F32 = 0, LORARAR_DTYPE_F16 = 1, LORARAR_DTYPE_BF16 = 2 } lorarar_dtype;
 
 /* Library version string, e.g. "0.1.0". */
 LORARAR_API const char* lorarar_version(void);
@@ -105,9 +101,9 @@ typedef struct lorarar_layer_info {
   int64_t rank;
   int64_t in_features;
   int64_t out_features;
-  float alpha;        /* = rank where the file carries none */
-  float scale;        /* the factor dW = scale * B A is applied with */
-  int alpha_in_file;  /* non-zero when alpha came from the file */
+  float alpha;       /* = rank where the file carries none */
+  float scale;       /* the factor dW = scale * B A is applied with */
+  int alpha_in_file; /* non-zero when alpha came from the file */
 } lorarar_layer_info;
 
 /* Layers are sorted by module path. */
@@ -136,14 +132,14 @@ LORARAR_API void lorarar_coeffs_free(lorarar_coeffs* coeffs);
 typedef struct lorarar_adapter lorarar_adapter;
 
 typedef enum lorarar_merge_method {
-  LORARAR_MERGE_DIRECT = 0,  /* content_scale * content + style_scale * style */
-  LORARAR_MERGE_COLUMNS = 1  /* per-column coefficients (layers without any are summed) */
+  LORARAR_MERGE_DIRECT = 0, /* content_scale * content + style_scale * style */
+  LORARAR_MERGE_COLUMNS = 1 /* per-column coefficients (layers without any are summed) */
 } lorarar_merge_method;
 
 typedef struct lorarar_merge_params {
-  lorarar_merge_method method; /* default LORARAR_MERGE_DIRECT */
-  float content_scale;         /* default 1 */
-  float style_scale;           /* default 1 */
+  lorarar_merge_method method;  /* default LORARAR_MERGE_DIRECT */
+  float content_scale;          /* default 1 */
+  float style_scale;            /* default 1 */
   const lorarar_coeffs* coeffs; /* required by LORARAR_MERGE_COLUMNS */
 } lorarar_merge_params;
 

@@ -1,0 +1,104 @@
+# lorarar: `make demo` and `make test` set everything up on a fresh machine
+# (a .venv with the pinned stack, the native build) and then run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+CMAKE := $(BIN)/cmake
+NINJA := $(BIN)/ninja
+JOBS ?= $(shell nproc)
+LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-12)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+NATIVE_SOURCES := $(shell find runtime python/bindings tests/native tests/fuzz -type f -name '*.cc' -o -name '*.h' -o -name 'CMakeLists.txt') CMakeLists.txt
+SYSTEM_PACKAGES := g++-aarch64-linux-gnu qemu-user clang-14 libclang-rt-14-dev clang-format-14
+CMAKE_COMMON := -G Ninja -DCMAKE_MAKE_PROGRAM=$(NINJA) -DLORARAR_BUILD_PYTHON=OFF
+
+.PHONY: all setup system-deps build demo test lint format stubs native-test native-asan native-aarch64 fuzz \
+        python-test bench clean
+
+all: build
+
+# ---------------------------------------------------------------- set-up
+$(STAMP): requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	@$(BIN)/python -c "import torch, sys; sys.exit('a CUDA build of torch was installed; expected the CPU build' if torch.version.cuda else 0)"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+setup: $(STAMP)
+
+# Cross compiler, qemu and clang (fuzzing, formatting) from Debian's packages.
+system-deps:
+	@missing=(); for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing+=($$p); done; \
+	if [ $${#missing[@]} -gt 0 ]; then \
+	  echo "installing $${missing[*]}"; \
+	  SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $${missing[*]}; \
+	fi
+
+# The Python package with its native extension, installed editable into .venv.
+build/.python-$(LOCK_HASH): $(STAMP) $(NATIVE_SOURCES) pyproject.toml
+	$(BIN)/pip install -q --no-build-isolation --no-deps -e .
+	@mkdir -p build && touch $@
+
+build: build/.python-$(LOCK_HASH)
+
+# ---------------------------------------------------------------- run
+demo: build
+	$(BIN)/python -m lorarar.demo
+
+bench: build
+	$(BIN)/python benchmarks/merge_fuse.py
+
+# ---------------------------------------------------------------- tests
+test: system-deps lint native-test native-asan native-aarch64 fuzz python-test
+
+lint: build
+	$(BIN)/ruff check python tests/python benchmarks export
+	$(BIN)/ruff format --check python tests/python benchmarks export
+	$(BIN)/mypy
+	clang-format-14 --dry-run --Werror $$(git ls-files '*.cc' '*.h' | grep -v '^python/lorarar/')
+	$(BIN)/python -m nanobind.stubgen -q -m lorarar._native -o build/_native.pyi && \
+	  diff -u python/lorarar/_native.pyi build/_native.pyi || (echo "stale stub: run 'make stubs'"; exit 1)
+
+format: build
+	$(BIN)/ruff format python tests/python benchmarks export
+	$(BIN)/ruff check --fix python tests/python benchmarks export
+	clang-format-14 -i $$(git ls-files '*.cc' '*.h')
+
+stubs: build
+	$(BIN)/python -m nanobind.stubgen -q -m lorarar._native -o python/lorarar/_native.pyi
+
+native-test: $(STAMP)
+	$(CMAKE) -S . -B build/host $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	$(CMAKE) --build build/host -j $(JOBS)
+	cd build/host && $(BIN)/ctest --output-on-failure
+
+native-asan: $(STAMP)
+	$(CMAKE) -S . -B build/asan $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=Debug -DLORARAR_SANITIZE=ON >/dev/null
+	$(CMAKE) --build build/asan -j $(JOBS)
+	cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BIN)/ctest --output-on-failure
+
+native-aarch64: $(STAMP) system-deps
+	$(CMAKE) -S . -B build/aarch64 $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(abspath cmake/aarch64-linux-gnu.cmake) >/dev/null
+	$(CMAKE) --build build/aarch64 -j $(JOBS)
+	cd build/aarch64 && $(BIN)/ctest --output-on-failure
+
+FUZZ_SECONDS ?= 30
+fuzz: $(STAMP) system-deps
+	$(CMAKE) -S . -B build/fuzz $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLORARAR_FUZZ=ON \
+	  -DLORARAR_BUILD_TESTS=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+	$(CMAKE) --build build/fuzz -j $(JOBS)
+	rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus && cp tests/fuzz/corpus/* build/fuzz/corpus/
+	build/fuzz/tests/fuzz/fuzz_lora_parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -dict=tests/fuzz/safetensors.dict build/fuzz/corpus >build/fuzz/log.txt 2>&1 || (tail -50 build/fuzz/log.txt; exit 1)
+	@tail -1 build/fuzz/log.txt
+
+python-test: build
+	$(BIN)/python -m pytest -q tests/python
+
+clean:
+	rm -rf build

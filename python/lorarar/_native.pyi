@@ -1,0 +1,122 @@
+"""Native LoRA engine: formats, merge, fuse"""
+
+from collections.abc import Mapping
+from typing import Annotated
+
+import numpy
+from numpy.typing import NDArray
+
+
+def version() -> str: ...
+
+def kernels_available() -> list[str]: ...
+
+def default_kernel() -> str: ...
+
+class ThreadPool:
+    """Worker threads for fusing; 0 means one per hardware thread."""
+
+    def __init__(self, num_threads: int = 0) -> None: ...
+
+    @property
+    def num_threads(self) -> int: ...
+
+class LayerInfo:
+    """One LoRA layer: dW = scale * B A on the module `name`."""
+
+    @property
+    def name(self) -> str:
+        """diffusers module path"""
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def in_features(self) -> int: ...
+
+    @property
+    def out_features(self) -> int: ...
+
+    @property
+    def alpha(self) -> float:
+        """alpha (= rank where the file carries none)"""
+
+    @property
+    def scale(self) -> float: ...
+
+    @property
+    def alpha_in_file(self) -> bool: ...
+
+    @property
+    def conv1x1(self) -> bool: ...
+
+    @property
+    def dtype(self) -> str:
+        """factor dtype in the file: F32, F16 or BF16"""
+
+class BaseModel:
+    """A diffusers UNet folder: its config and the layers a LoRA may target."""
+
+    @staticmethod
+    def open(path: str) -> BaseModel: ...
+
+    @property
+    def dir(self) -> str: ...
+
+    @property
+    def config_json(self) -> str: ...
+
+    @property
+    def targets(self) -> list[tuple[str, int, int]]: ...
+
+class LoraFile:
+    """A parsed LoRA file (memory-mapped)."""
+
+    @staticmethod
+    def load(path: str, base: BaseModel | None = None, check_values: bool = True) -> LoraFile: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def format(self) -> str: ...
+
+    @property
+    def text_encoder_keys(self) -> list[str]: ...
+
+    @property
+    def metadata(self) -> dict[str, str]: ...
+
+    @property
+    def layers(self) -> list[LayerInfo]: ...
+
+    def factors(self, module: str) -> tuple[Annotated[NDArray[numpy.float32], dict(shape=(None, None))], Annotated[NDArray[numpy.float32], dict(shape=(None, None))]]:
+        """
+        (A, B) as float32 arrays: A is rank x in, B is out x rank (scale not applied).
+        """
+
+class Adapter:
+    """A folded adapter: the merge of LoRAs, itself a LoRA."""
+
+    @staticmethod
+    def single(lora: LoraFile, scale: float = 1.0) -> Adapter: ...
+
+    @staticmethod
+    def merge(content: LoraFile, style: LoraFile, method: str = 'direct', content_scale: float = 1.0, style_scale: float = 1.0, coefficients: Mapping[str, tuple[Annotated[NDArray[numpy.float32], dict(shape=(None,), order='C', device='cpu', writable=False)], Annotated[NDArray[numpy.float32], dict(shape=(None,), order='C', device='cpu', writable=False)]]] | None = None) -> Adapter: ...
+
+    @property
+    def layers(self) -> list[tuple[str, int, int, int]]: ...
+
+    def materialize(self, module: str) -> tuple[Annotated[NDArray[numpy.float32], dict(shape=(None, None))], Annotated[NDArray[numpy.float32], dict(shape=(None, None))]]:
+        """(A', B') as float32 arrays with all scales folded into A'."""
+
+    def save(self, path: str, dtype: str = 'f32') -> None: ...
+
+    def fuse_into(self, module: str, weight: Annotated[NDArray, dict(order='C', device='cpu')], scale: float = 1.0, pool: ThreadPool | None = None, kernel: str = 'auto') -> None:
+        """Adds scale * B'A' to a C-contiguous (out, in) weight, in place."""
+
+    def fuse_unet_dir(self, base: BaseModel, out_dir: str, scale: float = 1.0, threads: int = 0, kernel: str = 'auto') -> None: ...
+
+def load_coefficients(path: str) -> dict[str, tuple[list[float], list[float]]]: ...
+
+def save_coefficients(coefficients: Mapping[str, tuple[Annotated[NDArray[numpy.float32], dict(shape=(None,), order='C', device='cpu', writable=False)], Annotated[NDArray[numpy.float32], dict(shape=(None,), order='C', device='cpu', writable=False)]]], path: str) -> None: ...

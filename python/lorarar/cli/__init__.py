@@ -1,0 +1,1 @@
+"""The ``lorarar`` command line."""

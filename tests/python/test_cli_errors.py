@@ -1,0 +1,160 @@
+"""Bad input: exit status 2 and exactly one line, "error: <file>: <what is wrong>"; nothing written."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from lorarar.cli.main import main
+
+Q = "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"
+
+
+def raw(header: dict | str, data: bytes = b"", length: int | None = None) -> bytes:
+    text = header if isinstance(header, str) else json.dumps(header)
+    body = text.encode()
+    return struct.pack("<Q", len(body) if length is None else length) + body + data
+
+
+def tensor(dtype: str, shape: list[int], begin: int, end: int) -> dict:
+    return {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+
+
+def good_pair(rank: int = 2, n_in: int = 16, n_out: int = 16) -> dict[str, torch.Tensor]:
+    return {f"unet.{Q}.lora_A.weight": torch.ones(rank, n_in), f"unet.{Q}.lora_B.weight": torch.ones(n_out, rank)}
+
+
+CASES = [
+    ("empty", b"", "file is empty"),
+    ("truncated", b"\x10\x00\x00", "file is truncated: 3 bytes, shorter than the 8-byte header length"),
+    ("header past end", raw("{}", length=4096), "header length 4096 runs past the end of the file (10 bytes)"),
+    ("not json", raw("{'a': 1}"), "header is not JSON (invalid JSON at byte 1: expected a string key)"),
+    (
+        "offsets out of range",
+        raw({"t": tensor("F32", [4], 0, 16)}, b"\0" * 8),
+        'tensor "t": data_offsets [0, 16) out of range (data section is 8 bytes)',
+    ),
+    (
+        "overlap",
+        raw({"a": tensor("F32", [2], 0, 8), "b": tensor("F32", [2], 4, 12)}, b"\0" * 12),
+        'tensors "a" and "b" overlap',
+    ),
+    ("unknown dtype", raw({"t": tensor("F7", [1], 0, 4)}, b"\0" * 4), 'tensor "t": unknown dtype "F7"'),
+    (
+        "size mismatch",
+        raw({"t": tensor("F16", [3], 0, 4)}, b"\0" * 4),
+        'tensor "t": shape [3] of F16 needs 6 bytes but data_offsets span 4',
+    ),
+]
+
+
+@pytest.mark.parametrize(("label", "content", "message"), CASES, ids=[c[0] for c in CASES])
+def test_malformed_files(
+    label: str, content: bytes, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(content)
+    assert main(["lora", "info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path}: {message}\n"
+
+
+def write(tmp_path: Path, tensors: dict[str, torch.Tensor], name: str = "bad.safetensors") -> Path:
+    path = tmp_path / name
+    save_file(tensors, str(path))
+    return path
+
+
+def test_non_finite_and_rank_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    t = good_pair()
+    t[f"unet.{Q}.lora_B.weight"][3, 1] = float("nan")
+    path = write(tmp_path, t)
+    assert main(["lora", "info", str(path)]) == 2
+    assert capsys.readouterr().err == f'error: {path}: tensor "unet.{Q}.lora_B.weight" holds NaN at element 7\n'
+
+    t = good_pair()
+    t[f"unet.{Q}.lora_A.weight"] = torch.ones(3, 16)
+    path = write(tmp_path, t)
+    assert main(["lora", "info", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f'error: {path}: layer "unet.{Q}": A/B rank mismatch: down [3, 16] has rank 3, up [16, 2] has rank 2\n'
+    )
+
+
+def test_targets_and_shapes_against_the_base(
+    unet_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"
+    path = write(
+        tmp_path, {f"unet.{other}.lora_A.weight": torch.ones(2, 8), f"unet.{other}.lora_B.weight": torch.ones(8, 2)}
+    )
+    out = tmp_path / "fused"
+    assert main(["fuse", "--base", str(unet_dir), "--lora", str(path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f'error: {path}: targets "{other}", which the base model does not have\n'
+    assert not out.exists()
+
+    path = write(tmp_path, good_pair(n_in=12))
+    assert main(["fuse", "--base", str(unet_dir), "--lora", str(path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f'error: {path}: layer "unet.{Q}": in/out features 12 -> 16 do not fit the base layer "{Q}" (16 -> 16)\n'
+    )
+    assert not out.exists()
+
+
+def test_unsupported_kinds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    t = good_pair()
+    t[f"unet.{Q}.lora_magnitude_vector"] = torch.ones(16)
+    path = write(tmp_path, t)
+    assert main(["lora", "info", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f'error: {path}: tensor "unet.{Q}.lora_magnitude_vector" is a DoRA magnitude tensor, '
+        "which the engine does not apply\n"
+    )
+
+
+def test_merge_coefficient_errors_name_the_file(
+    lora_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"
+    coeffs = write(tmp_path, {f"{name}.content": torch.ones(15), f"{name}.style": torch.ones(15)}, "coeffs.safetensors")
+    out = tmp_path / "merged.safetensors"
+    args = [
+        "merge",
+        "--content",
+        str(lora_files["content"]),
+        "--style",
+        str(lora_files["style"]),
+        "--method",
+        "columns",
+        "--coeffs",
+        str(coeffs),
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f'error: {coeffs}: coefficients for "{name}" (content) have 15 entries, the layer has 16 input columns\n'
+    )
+    assert not out.exists()
+    assert main([*args[:-4], "--out", str(out)]) == 2
+    assert capsys.readouterr().err == "error: --method columns needs --coeffs FILE\n"
+
+
+def test_console_script_prints_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "empty.safetensors"
+    path.write_bytes(b"")
+    exe = Path(sys.executable).parent / "lorarar"
+    result = subprocess.run([str(exe), "lora", "info", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == f"error: {path}: file is empty\n"
+    result = subprocess.run([str(exe), "merge", "--content", "x"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: lorarar merge: ")

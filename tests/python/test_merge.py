@@ -1,0 +1,139 @@
+"""Merges: the native fold against the PyTorch reference and against diffusers' multi-adapter fuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lorarar import Adapter, LoraFile
+from lorarar._native import save_coefficients
+from lorarar.cli.main import main
+from lorarar.merge import reference
+from oracle import fused_weights, load_safetensors_dir
+
+
+@pytest.mark.parametrize("engine", ["native", "torch"])
+def test_direct_merge_file_equals_diffusers_set_adapters(
+    engine: str, unet_dir: Path, lora_files: dict[str, Path], tmp_path: Path
+) -> None:
+    merged = tmp_path / "merged.safetensors"
+    assert (
+        main(
+            [
+                "merge",
+                "--content",
+                str(lora_files["content"]),
+                "--style",
+                str(lora_files["style"]),
+                "--content-scale",
+                "0.8",
+                "--style-scale",
+                "0.6",
+                "--engine",
+                engine,
+                "--out",
+                str(merged),
+            ]
+        )
+        == 0
+    )
+    # Loaded back by diffusers, the merged file equals diffusers' own weighted two-adapter fuse.
+    got = fused_weights(unet_dir, [(merged, 1.0)])
+    want = fused_weights(unet_dir, [(lora_files["content"], 0.8), (lora_files["style"], 0.6)])
+    base = load_safetensors_dir(unet_dir)
+    worst = max(float((got[k] - want[k]).abs().max()) for k in base)
+    assert worst <= 1e-5
+    # The style LoRA alone touches to_k/to_v: rank 8 there, 4 + 8 on to_q/to_out.0.
+    ranks = {
+        layer.name.rsplit(".", 1)[-1] if "to_out" not in layer.name else "to_out.0": layer.rank
+        for layer in LoraFile.load(str(merged)).layers
+    }
+    assert ranks == {"to_q": 12, "to_out.0": 12, "to_k": 8, "to_v": 8}
+
+
+def random_coefficients(lora: LoraFile, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return {
+        layer.name: (
+            rng.normal(size=layer.in_features).astype(np.float32),
+            rng.normal(size=layer.in_features).astype(np.float32),
+        )
+        for layer in lora.layers
+        if layer.name.endswith(("to_q", "to_out.0"))
+    }
+
+
+def test_column_merge_equals_reference_and_definition(lora_files: dict[str, Path]) -> None:
+    content = LoraFile.load(str(lora_files["content"]))
+    style = LoraFile.load(str(lora_files["style"]))
+    coeffs = random_coefficients(content, 0)
+    adapter = Adapter.merge(content, style, "columns", 1.0, 1.0, coeffs)
+    folded = reference.fold(
+        reference.read_factors(content),
+        reference.read_factors(style),
+        coefficients={k: (torch.from_numpy(c), torch.from_numpy(s)) for k, (c, s) in coeffs.items()},
+    )
+    assert sorted(folded) == [name for name, *_ in adapter.layers]
+    for name, (down, up) in folded.items():
+        a, b = adapter.materialize(name)
+        np.testing.assert_allclose(a, down.numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(b, up.numpy(), rtol=0, atol=0)
+    # dW from the definition: (s_c B_c A_c) diag(m_c) + (s_s B_s A_s) diag(m_s).
+    name = next(iter(coeffs))
+    (ac, bc), (as_, bs) = content.factors(name), style.factors(name)
+    sc = next(layer.scale for layer in content.layers if layer.name == name)
+    ss = next(layer.scale for layer in style.layers if layer.name == name)
+    mc, ms = coeffs[name]
+    want = sc * (bc.astype(np.float64) @ ac) * mc[None, :] + ss * (bs.astype(np.float64) @ as_) * ms[None, :]
+    a, b = adapter.materialize(name)
+    np.testing.assert_allclose(b.astype(np.float64) @ a, want, rtol=1e-5, atol=1e-6)
+
+
+def test_column_merge_cli_engines_agree(lora_files: dict[str, Path], tmp_path: Path) -> None:
+    content = LoraFile.load(str(lora_files["content"]))
+    coeffs_file = tmp_path / "coeffs.safetensors"
+    save_coefficients(random_coefficients(content, 1), str(coeffs_file))
+    outs = {}
+    for engine in ("native", "torch"):
+        outs[engine] = tmp_path / f"{engine}.safetensors"
+        assert (
+            main(
+                [
+                    "merge",
+                    "--content",
+                    str(lora_files["content"]),
+                    "--style",
+                    str(lora_files["style"]),
+                    "--method",
+                    "columns",
+                    "--coeffs",
+                    str(coeffs_file),
+                    "--engine",
+                    engine,
+                    "--out",
+                    str(outs[engine]),
+                ]
+            )
+            == 0
+        )
+    native, torch_ = (LoraFile.load(str(p)) for p in outs.values())
+    for layer in native.layers:
+        for x, y in zip(native.factors(layer.name), torch_.factors(layer.name), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_fuse_into_array_matches_reference(lora_files: dict[str, Path]) -> None:
+    content = LoraFile.load(str(lora_files["content"]))
+    style = LoraFile.load(str(lora_files["style"]))
+    adapter = Adapter.merge(content, style, "direct", 0.5, 1.5)
+    name, _rank, n_in, n_out = adapter.layers[0]
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float16):
+        w = rng.normal(size=(n_out, n_in)).astype(dtype)
+        want = reference.fuse(torch.from_numpy(w.copy()), *map(torch.from_numpy, adapter.materialize(name)), 0.25)
+        adapter.fuse_into(name, w, 0.25)
+        tol = 1e-6 if dtype == np.float32 else 1e-3
+        np.testing.assert_allclose(w.astype(np.float64), want.double().numpy(), rtol=tol, atol=tol)
