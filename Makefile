@@ -9,6 +9,7 @@ NINJA := $(BIN)/ninja
 JOBS ?= $(shell nproc)
 LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-12)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
+PY_DIRS := $(wildcard python tests/python benchmarks export)
 NATIVE_SOURCES := $(shell find runtime python/bindings tests/native tests/fuzz -type f -name '*.cc' -o -name '*.h' -o -name 'CMakeLists.txt') CMakeLists.txt
 SYSTEM_PACKAGES := g++-aarch64-linux-gnu qemu-user clang-14 libclang-rt-14-dev clang-format-14
 CMAKE_COMMON := -G Ninja -DCMAKE_MAKE_PROGRAM=$(NINJA) -DLORARAR_BUILD_PYTHON=OFF
@@ -56,16 +57,16 @@ bench: build
 test: system-deps lint native-test native-asan native-aarch64 fuzz python-test
 
 lint: build
-	$(BIN)/ruff check python tests/python benchmarks export
-	$(BIN)/ruff format --check python tests/python benchmarks export
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 	clang-format-14 --dry-run --Werror $$(git ls-files '*.cc' '*.h' | grep -v '^python/lorarar/')
 	$(BIN)/python -m nanobind.stubgen -q -m lorarar._native -o build/_native.pyi && \
 	  diff -u python/lorarar/_native.pyi build/_native.pyi || (echo "stale stub: run 'make stubs'"; exit 1)
 
 format: build
-	$(BIN)/ruff format python tests/python benchmarks export
-	$(BIN)/ruff check --fix python tests/python benchmarks export
+	$(BIN)/ruff format $(PY_DIRS)
+	$(BIN)/ruff check --fix $(PY_DIRS)
 	clang-format-14 -i $$(git ls-files '*.cc' '*.h')
 
 stubs: build
