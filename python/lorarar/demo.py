@@ -38,8 +38,14 @@ def build_inputs(out: Path) -> tuple[Path, Path, Path]:
     for name, rank, seed in (("content", 4, 1), ("style", 8, 2)):
         unet = UNet2DConditionModel(**config)
         torch.manual_seed(seed)
-        unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                                    init_lora_weights="gaussian"))
+        unet.add_adapter(
+            LoraConfig(
+                r=rank,
+                lora_alpha=rank,
+                target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                init_lora_weights="gaussian",
+            )
+        )
         for module in unet.modules():
             if hasattr(module, "lora_B") and "default" in getattr(module, "lora_B", {}):
                 torch.nn.init.normal_(module.lora_B["default"].weight, std=0.02)
@@ -57,8 +63,21 @@ def main() -> None:
     print(f"built a SD-layout UNet and two LoRAs in {time.perf_counter() - start:.1f} s under {OUT}/")
     steps = [
         ["lora", "info", str(content), "--base", str(unet_dir)],
-        ["merge", "--content", str(content), "--style", str(style), "--base", str(unet_dir),
-         "--content-scale", "1.0", "--style-scale", "0.8", "--out", str(OUT / "merged.safetensors")],
+        [
+            "merge",
+            "--content",
+            str(content),
+            "--style",
+            str(style),
+            "--base",
+            str(unet_dir),
+            "--content-scale",
+            "1.0",
+            "--style-scale",
+            "0.8",
+            "--out",
+            str(OUT / "merged.safetensors"),
+        ],
         ["fuse", "--base", str(unet_dir), "--lora", str(OUT / "merged.safetensors"), "--out", str(OUT / "unet_fused")],
     ]
     for args in steps:
