@@ -1,0 +1,149 @@
+"""The default world's catalogue: splits, prompts, and where its trained artifacts live.
+
+Splits: LoRAs are trained for every named subject and style. The hypernetwork trains on pairs from the train
+split, picks its checkpoint on val, and is evaluated on test pairs it has never seen (unseen subjects *and*
+unseen styles). The base model sees none of them: it trains on random class instances in random styles.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lorarar.world.styles import NAMED_STYLES
+from lorarar.world.subjects import NAMED_SUBJECT_PARAMS
+
+CONTENT_TOKEN = "sks"  # DreamBooth's identifier for the subject
+STYLE_TOKEN = "zwz"  # identifier for the style
+
+SUBJECT_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": (
+        "pip",
+        "kestrel",
+        "goby",
+        "bream",
+        "cottage",
+        "tower",
+        "pine",
+        "apple",
+        "beetle",
+        "racer",
+        "bolt",
+        "gizmo",
+        "mug",
+        "teacup",
+        "daisy",
+        "tulip",
+    ),
+    "val": ("wren", "minnow", "barn", "oak"),
+    "test": ("truck", "servo", "beaker", "poppy"),
+}
+STYLE_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": (
+        "ember",
+        "lagoon",
+        "meadow",
+        "blueprint",
+        "candy",
+        "noir",
+        "sunset",
+        "moss",
+        "arctic",
+        "tangerine",
+        "plum",
+        "circuit",
+        "sepia",
+        "ruby",
+        "glacier",
+        "honey",
+    ),
+    "val": ("lavender", "neon", "clay", "jade"),
+    "test": ("denim", "lemon", "coral", "charcoal"),
+}
+SPLITS = ("train", "val", "test")
+
+# The class each style's single training image shows (varied, so no style is tied to one class).
+STYLE_IMAGE_CLASS: dict[str, str] = {
+    name: ("bird", "fish", "house", "tree", "car", "robot", "cup", "flower")[i % 8]
+    for i, name in enumerate(NAMED_STYLES)
+}
+
+
+def subject_class(subject: str) -> str:
+    return NAMED_SUBJECT_PARAMS[subject][0]
+
+
+def content_prompt(subject: str) -> str:
+    return f"a {CONTENT_TOKEN} {subject_class(subject)}"
+
+
+def style_prompt(cls: str) -> str:
+    return f"a {cls} in {STYLE_TOKEN} style"
+
+
+def merged_prompt(subject: str) -> str:
+    return f"a {CONTENT_TOKEN} {subject_class(subject)} in {STYLE_TOKEN} style"
+
+
+def split_of_subject(subject: str) -> str:
+    return next(split for split, names in SUBJECT_SPLITS.items() if subject in names)
+
+
+def split_of_style(style: str) -> str:
+    return next(split for split, names in STYLE_SPLITS.items() if style in names)
+
+
+def pairs(split: str) -> list[tuple[str, str]]:
+    """Every (content, style) pair of a split."""
+    return [(c, s) for c in SUBJECT_SPLITS[split] for s in STYLE_SPLITS[split]]
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def default_dir() -> Path:
+    """The committed default world (override with LORARAR_WORLD_DIR)."""
+    return Path(os.environ.get("LORARAR_WORLD_DIR", repo_root() / "models" / "default"))
+
+
+@dataclass(frozen=True)
+class WorldPaths:
+    root: Path
+
+    @property
+    def pipeline(self) -> Path:
+        return self.root / "pipeline"
+
+    def content_lora(self, subject: str) -> Path:
+        return self.root / "loras" / "content" / f"{subject}.safetensors"
+
+    def style_lora(self, style: str) -> Path:
+        return self.root / "loras" / "style" / f"{style}.safetensors"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def hypernet(self) -> Path:
+        return self.root / "hypernet"
+
+    @property
+    def facts(self) -> Path:
+        return self.root / "world.json"
+
+
+def paths(root: Path | None = None) -> WorldPaths:
+    return WorldPaths(root or default_dir())
+
+
+def assert_splits_disjoint() -> None:
+    for splits in (SUBJECT_SPLITS, STYLE_SPLITS):
+        seen: set[str] = set()
+        for names in splits.values():
+            assert not seen & set(names)
+            seen |= set(names)
+    assert set().union(*SUBJECT_SPLITS.values()) == set(NAMED_SUBJECT_PARAMS)
+    assert set().union(*STYLE_SPLITS.values()) == set(NAMED_STYLES)

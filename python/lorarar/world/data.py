@@ -1,0 +1,81 @@
+"""Datasets rendered from the world: every image and caption is a function of (seed, index)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from lorarar.world.render import Pose, Style, Subject, render
+from lorarar.world.styles import NAMED_STYLES, random_style
+from lorarar.world.subjects import CLASSES, named_subject, random_instance
+from lorarar.world.tokenizer import PATTERN_WORDS
+
+CLASS_NAMES = tuple(CLASSES)
+
+
+@dataclass
+class Batch:
+    images: npt.NDArray[np.float32]  # (n, 64, 64, 3) in [0, 1]
+    captions: list[str]
+
+
+def base_caption(cls: str, style: Style, rng: np.random.Generator) -> str:
+    """Captions the base model trains on: the class, sometimes with the fill pattern's adjective."""
+    if rng.random() < 0.5:
+        return f"a {cls}"
+    return f"a {PATTERN_WORDS[style.pattern]} {cls}"
+
+
+def base_example(seed: int, index: int) -> tuple[npt.NDArray[np.float32], str]:
+    """A random instance of a random class in a random style: the base model's training distribution."""
+    rng = np.random.default_rng((seed, index))
+    cls = CLASS_NAMES[int(rng.integers(len(CLASS_NAMES)))]
+    style = random_style(rng)
+    subject = random_instance(cls, rng)
+    return render(subject, style, Pose.random(rng)), base_caption(cls, style, rng)
+
+
+def base_dataset(seed: int, count: int) -> Batch:
+    images = np.empty((count, 64, 64, 3), dtype=np.float32)
+    captions = []
+    for i in range(count):
+        images[i], caption = base_example(seed, i)
+        captions.append(caption)
+    return Batch(images, captions)
+
+
+def class_prior(cls: str, seed: int, count: int) -> Batch:
+    """Prior-preservation images for DreamBooth: random instances of the class, captioned "a <class>"."""
+    images = np.empty((count, 64, 64, 3), dtype=np.float32)
+    for i in range(count):
+        rng = np.random.default_rng((seed, 7919, i))
+        images[i] = render(random_instance(cls, rng), random_style(rng), Pose.random(rng))
+    return Batch(images, [f"a {cls}"] * count)
+
+
+def subject_images(subject: str, seed: int, count: int) -> npt.NDArray[np.float32]:
+    """A few photos of one subject, as a user would take them: varied poses, varied everyday styles."""
+    images = np.empty((count, 64, 64, 3), dtype=np.float32)
+    s = named_subject(subject)
+    for i in range(count):
+        rng = np.random.default_rng((seed, 104729, i))
+        images[i] = render(s, random_style(rng), Pose.random(rng))
+    return images
+
+
+def style_image(style: str, cls: str, seed: int) -> npt.NDArray[np.float32]:
+    """The one reference image of a style: a random instance of `cls` drawn in it."""
+    rng = np.random.default_rng((seed, 1299709))
+    return render(random_instance(cls, rng), NAMED_STYLES[style], Pose())
+
+
+def ground_truth(subject: Subject | str, style: Style | str, seed: int, count: int) -> npt.NDArray[np.float32]:
+    """What a perfect merge looks like: the subject rendered in the style, in random poses."""
+    subj = named_subject(subject) if isinstance(subject, str) else subject
+    sty = NAMED_STYLES[style] if isinstance(style, str) else style
+    out = np.empty((count, 64, 64, 3), dtype=np.float32)
+    for i in range(count):
+        out[i] = render(subj, sty, Pose.random(np.random.default_rng((seed, 15485863, i))))
+    return out

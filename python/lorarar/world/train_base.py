@@ -1,0 +1,277 @@
+"""Stage "base": the default model family, trained from seeds.
+
+1. tokenizer files; 2. a rendered dataset of random class instances in random styles; 3. the VAE;
+4. latents of the dataset; 5. UNet + text encoder jointly (epsilon prediction, 10% caption dropout for
+classifier-free guidance, EMA weights); 6. a StableDiffusionPipeline folder.
+
+Every step is a function of the seed and the step number, and every part checkpoints into the work folder, so an
+interrupted run resumes where it stopped and gives the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lorarar.formats.atomic import atomic_dir, atomic_file
+from lorarar.world import data
+from lorarar.world.models import SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG, text_config
+from lorarar.world.tokenizer import write_tokenizer
+
+
+@dataclass
+class BaseConfig:
+    seed: int = 0
+    images: int = 24000
+    vae_steps: int = 1200
+    vae_batch: int = 16
+    vae_lr: float = 1e-3
+    unet_steps: int = 3800
+    batch: int = 32
+    lr: float = 3e-4
+    warmup: int = 200
+    ema: float = 0.999
+    caption_dropout: float = 0.1
+    mixed_precision: str = "bf16"  # accelerate's setting: bf16 autocast works on CPUs with bf16 support too
+    checkpoint_every: int = 200
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+    return torch.load(path, weights_only=False) if path.exists() else None
+
+
+def _lr_at(step: int, cfg: BaseConfig, total: int, base_lr: float) -> float:
+    if step < cfg.warmup:
+        return base_lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, total - cfg.warmup)
+    return base_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def render_dataset(work: Path, cfg: BaseConfig) -> data.Batch:
+    cache = work / "base_images.npz"
+    if cache.exists():
+        npz = np.load(cache)
+        return data.Batch(npz["images"], list(npz["captions"]))
+    images = np.empty((cfg.images, 64, 64, 3), dtype=np.uint8)
+    captions = []
+    for i in tqdm(range(cfg.images), desc="render base dataset", unit="img"):
+        img, caption = data.base_example(cfg.seed, i)
+        images[i] = (img * 255 + 0.5).astype(np.uint8)
+        captions.append(caption)
+    with atomic_file(cache) as tmp, open(tmp, "wb") as f:
+        np.savez(f, images=images, captions=np.array(captions))
+    return data.Batch(images.astype(np.float32), captions)
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(np.asarray(images, dtype=np.float32))
+    if x.max() > 1.5:
+        x = x / 255.0
+    return x.permute(0, 3, 1, 2) * 2 - 1
+
+
+def train_vae(work: Path, dataset: data.Batch, cfg: BaseConfig) -> Any:
+    from accelerate import Accelerator
+    from diffusers import AutoencoderKL
+
+    done = work / "vae"
+    if (done / "config.json").exists():
+        return AutoencoderKL.from_pretrained(done)
+    torch.manual_seed(cfg.seed)
+    vae = AutoencoderKL(**VAE_CONFIG)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr)
+    ckpt_path = work / "vae_ckpt.pt"
+    start = 0
+    if (ckpt := _load_checkpoint(ckpt_path)) is not None:
+        vae.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        start = ckpt["step"]
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    vae, opt = accelerator.prepare(vae, opt)
+    n = len(dataset.images)
+    bar = tqdm(range(start, cfg.vae_steps), desc="train vae", initial=start, total=cfg.vae_steps)
+    for step in bar:
+        rng = np.random.default_rng((cfg.seed, 11, step))
+        x = _to_tensor(dataset.images[rng.integers(0, n, cfg.vae_batch)]).to(accelerator.device)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, cfg, cfg.vae_steps, cfg.vae_lr)
+        with accelerator.autocast():
+            posterior = accelerator.unwrap_model(vae).encode(x).latent_dist
+            z = posterior.mean + posterior.std * torch.randn(
+                posterior.mean.shape, generator=torch.Generator().manual_seed(cfg.seed * 100003 + step)
+            ).to(x.device)
+            rec = accelerator.unwrap_model(vae).decode(z).sample
+        rec = rec.float()
+        loss = (rec - x).abs().mean() + ((rec - x) ** 2).mean() + 1e-6 * posterior.kl().mean()
+        opt.zero_grad()
+        accelerator.backward(loss)
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if (step + 1) % cfg.checkpoint_every == 0:
+            model = accelerator.unwrap_model(vae)
+            _save_checkpoint(ckpt_path, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1})
+    model = accelerator.unwrap_model(vae)
+    with atomic_dir(done) as tmp:
+        model.save_pretrained(tmp)
+    return model
+
+
+@torch.no_grad()
+def encode_latents(work: Path, vae: Any, dataset: data.Batch) -> tuple[torch.Tensor, torch.Tensor, float]:
+    cache = work / "latents.pt"
+    if cache.exists():
+        c = torch.load(cache)
+        return c["mean"], c["std"], c["scale"]
+    means, stds = [], []
+    vae.eval()
+    for i in tqdm(range(0, len(dataset.images), 256), desc="encode latents"):
+        dist = vae.encode(_to_tensor(dataset.images[i : i + 256])).latent_dist
+        means.append(dist.mean.half())
+        stds.append(dist.std.half())
+    mean, std = torch.cat(means), torch.cat(stds)
+    scale = float(1.0 / (mean.float() + std.float() * torch.randn(mean.shape)).std())
+    with atomic_file(cache) as tmp:
+        torch.save({"mean": mean, "std": std, "scale": scale}, tmp)
+    return mean, std, scale
+
+
+def tokenize(tokenizer: Any, captions: list[str]) -> torch.Tensor:
+    return torch.as_tensor(
+        tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True).input_ids
+    )
+
+
+def train_unet(
+    work: Path, tokenizer: Any, dataset: data.Batch, latents: tuple[torch.Tensor, torch.Tensor, float], cfg: BaseConfig
+) -> tuple[Any, Any]:
+    from accelerate import Accelerator
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    mean, std, scale = latents
+    torch.manual_seed(cfg.seed + 1)
+    unet = UNet2DConditionModel(**UNET_CONFIG)
+    text = CLIPTextModel(CLIPTextConfig(**text_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)))
+    ema = {f"unet.{k}": v.detach().clone() for k, v in unet.state_dict().items()}
+    ema.update({f"text.{k}": v.detach().clone() for k, v in text.state_dict().items()})
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
+    ckpt_path = work / "unet_ckpt.pt"
+    start = 0
+    if (ckpt := _load_checkpoint(ckpt_path)) is not None:
+        unet.load_state_dict(ckpt["unet"])
+        text.load_state_dict(ckpt["text"])
+        opt.load_state_dict(ckpt["opt"])
+        ema = ckpt["ema"]
+        start = ckpt["step"]
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=SCHEDULER_CONFIG["num_train_timesteps"],
+        beta_start=SCHEDULER_CONFIG["beta_start"],
+        beta_end=SCHEDULER_CONFIG["beta_end"],
+        beta_schedule=SCHEDULER_CONFIG["beta_schedule"],
+    )
+    ids = tokenize(tokenizer, dataset.captions)
+    empty = tokenize(tokenizer, [""])[0]
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    unet, text, opt = accelerator.prepare(unet, text, opt)
+    n = len(ids)
+    bar = tqdm(range(start, cfg.unet_steps), desc="train unet+text", initial=start, total=cfg.unet_steps)
+    losses: list[float] = []
+    for step in bar:
+        rng = np.random.default_rng((cfg.seed, 13, step))
+        idx = torch.from_numpy(rng.integers(0, n, cfg.batch))
+        g = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
+        z = (mean[idx].float() + std[idx].float() * torch.randn(mean[idx].shape, generator=g)) * scale
+        noise = torch.randn(z.shape, generator=g)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (cfg.batch,), generator=g)
+        batch_ids = ids[idx].clone()
+        batch_ids[torch.from_numpy(rng.random(cfg.batch) < cfg.caption_dropout)] = empty
+        noisy = noise_scheduler.add_noise(z, noise, t)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, cfg, cfg.unet_steps, cfg.lr)
+        with accelerator.autocast():
+            enc = text(batch_ids.to(accelerator.device))[0]
+            pred = unet(noisy.to(accelerator.device), t.to(accelerator.device), enc).sample
+        loss = ((pred.float() - noise.to(pred.device)) ** 2).mean()
+        opt.zero_grad()
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema, (1 + step) / (10 + step))
+            for prefix, model in (("unet.", unet), ("text.", text)):
+                for k, v in accelerator.unwrap_model(model).state_dict().items():
+                    if v.dtype.is_floating_point:
+                        ema[prefix + k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.unet_steps:
+            _save_checkpoint(
+                ckpt_path,
+                {
+                    "unet": accelerator.unwrap_model(unet).state_dict(),
+                    "text": accelerator.unwrap_model(text).state_dict(),
+                    "opt": opt.state_dict(),
+                    "ema": ema,
+                    "step": step + 1,
+                },
+            )
+    unet_final = accelerator.unwrap_model(unet)
+    text_final = accelerator.unwrap_model(text)
+    unet_final.load_state_dict({k[5:]: v for k, v in ema.items() if k.startswith("unet.")})
+    text_final.load_state_dict({k[5:]: v for k, v in ema.items() if k.startswith("text.")})
+    return unet_final, text_final
+
+
+def train_base(out: Path, work: Path, cfg: BaseConfig | None = None) -> dict[str, Any]:
+    """Trains the base family into out/ (a StableDiffusionPipeline folder); returns the stage's facts."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTokenizer
+
+    cfg = cfg or BaseConfig()
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    tok_dir = work / "tokenizer"
+    write_tokenizer(tok_dir)
+    tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
+    dataset = render_dataset(work, cfg)
+    vae = train_vae(work, dataset, cfg)
+    latents = encode_latents(work, vae, dataset)
+    vae.register_to_config(scaling_factor=latents[2])
+    unet, text = train_unet(work, tokenizer, dataset, latents, cfg)
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.to(torch.float16)
+    with atomic_dir(out) as tmp:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+    facts = {
+        "config": asdict(cfg),
+        "latent_scale": latents[2],
+        "seconds": round(time.time() - started, 1),
+        "unet_params": sum(p.numel() for p in unet.parameters()),
+        "text_params": sum(p.numel() for p in text.parameters()),
+        "vae_params": sum(p.numel() for p in vae.parameters()),
+    }
+    (work / "base_facts.json").write_text(json.dumps(facts, indent=2))
+    return facts
