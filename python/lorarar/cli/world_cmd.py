@@ -25,6 +25,26 @@ def register(sub: Any) -> None:
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(run=run_list)
 
+    sample = world_sub.add_parser("sample", help="generate images with the PyTorch reference pipeline")
+    sample.add_argument("--content", help="content LoRA (subject) name")
+    sample.add_argument("--style", help="style LoRA name")
+    sample.add_argument(
+        "--method", default=None, help="none | content | style | direct (default: direct with both, else the one given)"
+    )
+    sample.add_argument("--n", type=int, default=8)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--steps", type=int, default=25)
+    sample.add_argument("--guidance", type=float, default=5.0)
+    sample.add_argument("--out", type=Path, required=True)
+    sample.set_defaults(run=run_sample)
+
+    score = world_sub.add_parser("score", help="content / style fidelity of a folder of PNGs")
+    score.add_argument("dir", type=Path)
+    score.add_argument("--content")
+    score.add_argument("--style")
+    score.add_argument("--json", action="store_true")
+    score.set_defaults(run=run_score)
+
 
 def run_train(args: argparse.Namespace) -> int:
     from lorarar.world import catalog
@@ -39,8 +59,79 @@ def run_train(args: argparse.Namespace) -> int:
             cfg = BaseConfig(images=512, vae_steps=4, unet_steps=4, checkpoint_every=2) if args.quick else BaseConfig()
             facts = train_base(catalog.paths(out).pipeline, work / "base", cfg)
             print(json.dumps({"stage": "base", **facts}))
+        elif stage == "loras":
+            from lorarar.world.train_lora import LoraConfig, train_loras
+
+            lcfg = LoraConfig(content_steps=2, style_steps=2, prior_images=8) if args.quick else LoraConfig()
+            facts = train_loras(out, lcfg)
+            print(json.dumps({"stage": "loras", **facts}))
         else:
-            raise SystemExit(f"error: stage {stage} is not available yet")
+            from lorarar.world.metrics import MetricsConfig, train_metrics
+
+            mcfg = MetricsConfig(train_images=256, test_images=64, steps=4) if args.quick else MetricsConfig()
+            facts = train_metrics(out, mcfg)
+            print(json.dumps({"stage": "metrics", **facts}))
+        from lorarar.world.train_lora import write_facts
+
+        write_facts(catalog.paths(out).facts, stage, facts)
+    return 0
+
+
+def _check_names(content: str | None, style: str | None) -> None:
+    from lorarar.errors import LoraError
+    from lorarar.world.styles import NAMED_STYLES
+    from lorarar.world.subjects import NAMED_SUBJECT_PARAMS
+
+    if content and content not in NAMED_SUBJECT_PARAMS:
+        raise LoraError(f"unknown content {content!r}; see 'lorarar world list'")
+    if style and style not in NAMED_STYLES:
+        raise LoraError(f"unknown style {style!r}; see 'lorarar world list'")
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from lorarar.formats.atomic import atomic_dir
+    from lorarar.world.sample import sample
+
+    _check_names(args.content, args.style)
+    method = args.method or (
+        "direct" if args.content and args.style else "content" if args.content else "style" if args.style else "none"
+    )
+    images = sample(args.content, args.style, method, args.n, args.seed, steps=args.steps, guidance=args.guidance)
+    with atomic_dir(args.out) as tmp:
+        for i, img in enumerate(images):
+            Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)).save(tmp / f"{i:04d}.png")
+    print(f"wrote {len(images)} images to {args.out}")
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from lorarar.errors import LoraError
+    from lorarar.world.metrics import Scorer
+
+    _check_names(args.content, args.style)
+    files = sorted(args.dir.glob("*.png"))
+    if not files:
+        raise LoraError(f"{args.dir}: no PNG images")
+    images = []
+    for f in files:
+        try:
+            img = Image.open(f).convert("RGB").resize((64, 64))
+        except OSError as e:
+            raise LoraError(f"{f}: not a readable image ({e})") from None
+        images.append(np.asarray(img, dtype=np.float32) / 255.0)
+    result = Scorer().score(np.stack(images), args.content, args.style)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            if not key.startswith("predicted"):
+                print(f"{key}: {value}")
     return 0
 
 

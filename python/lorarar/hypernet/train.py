@@ -1,0 +1,252 @@
+"""Training the LoRA.rar hypernetwork with the ZipLoRA objective, and ZipLoRA's own per-pair optimisation.
+
+For a (content, style) pair and coefficients m from the hypernetwork (or, for ZipLoRA, free parameters):
+
+    L = || eps_merged(z_c, t | p_c) - eps_content(z_c, t | p_c) ||^2
+      + || eps_merged(z_s, t | p_s) - eps_style(z_s, t | p_s) ||^2
+      + lambda * sum_layers |cos(m_c, m_s)|
+
+z_c, p_c: a content training image (noised) and its prompt; z_s, p_s: the style image and its prompt; the two
+branches share the noise and the timestep. Pairs are drawn from the train split; checkpoints are selected on val.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lorarar.formats.atomic import atomic_dir, atomic_file
+from lorarar.hypernet import slots
+from lorarar.hypernet.model import HyperNet, HyperNetConfig
+from lorarar.merge.reference import Factors, read_factors
+from lorarar.world import catalog
+from lorarar.world.train_base import _to_tensor, tokenize
+from lorarar.world.train_lora import training_images
+
+
+@dataclass
+class HyperTrainConfig:
+    seed: int = 0
+    steps: int = 3000
+    batch: int = 4
+    lr: float = 1e-3
+    lam: float = 0.01
+    val_every: int = 250
+    val_pairs: int = 16
+    checkpoint_every: int = 100
+    mixed_precision: str = "bf16"
+
+
+class PairWorld:
+    """The frozen base UNet with LoRA slots, and each library LoRA's factors, latents and prompt embedding."""
+
+    def __init__(self, root: Path | None = None, names: list[str] | None = None) -> None:
+        from diffusers import DDPMScheduler, StableDiffusionPipeline
+
+        from lorarar import LoraFile
+
+        paths = catalog.paths(root)
+        pipe = StableDiffusionPipeline.from_pretrained(paths.pipeline, torch_dtype=torch.float32)
+        self.unet = pipe.unet.requires_grad_(False).eval()
+        self.targets = slots.install_slots(self.unet)
+        self.noise = DDPMScheduler.from_config(pipe.scheduler.config)
+        self.scale = float(pipe.vae.config.scaling_factor)
+        self.factors: dict[str, dict[str, Factors]] = {}
+        self.latents: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.embeddings: dict[str, torch.Tensor] = {}
+        subjects = [s for split in catalog.SPLITS for s in catalog.SUBJECT_SPLITS[split]]
+        styles = [s for split in catalog.SPLITS for s in catalog.STYLE_SPLITS[split]]
+        jobs = [("content", s) for s in subjects] + [("style", s) for s in styles]
+        for kind, name in jobs:
+            if names is not None and name not in names:
+                continue
+            path = paths.content_lora(name) if kind == "content" else paths.style_lora(name)
+            self.factors[name] = read_factors(LoraFile.load(str(path)))
+            images, prompt = training_images(kind, name)
+            with torch.no_grad():
+                dist = pipe.vae.encode(_to_tensor(images)).latent_dist
+                self.latents[name] = (dist.mean, dist.std)
+                self.embeddings[name] = pipe.text_encoder(tokenize(pipe.tokenizer, [prompt]))[0]
+
+    def merged_modules(self, config: HyperNetConfig) -> list[str]:
+        return [m for m in self.targets if config.is_merged(m)]
+
+    def sample_latents(self, name: str, count: int, g: torch.Generator) -> torch.Tensor:
+        mean, std = self.latents[name]
+        idx = torch.randint(0, len(mean), (count,), generator=g)
+        return (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)) * self.scale
+
+    def objective(
+        self,
+        content: str,
+        style: str,
+        coefficients: slots.Coefficients,
+        count: int,
+        g: torch.Generator,
+        lam: float,
+        targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The ZipLoRA loss for one pair with `count` images per branch (shared noise and timesteps)."""
+        z_c = self.sample_latents(content, count, g)
+        z_s = self.sample_latents(style, count, g)
+        noise = torch.randn(z_c.shape, generator=g)
+        t = torch.randint(0, self.noise.config.num_train_timesteps, (count,), generator=g)
+        x_c, x_s = self.noise.add_noise(z_c, noise, t), self.noise.add_noise(z_s, noise, t)
+        e_c = self.embeddings[content].expand(count, -1, -1)
+        e_s = self.embeddings[style].expand(count, -1, -1)
+        with torch.no_grad():
+            slots.set_adapter(self.unet, slots.single(self.factors[content]))
+            target_c = self.unet(x_c, t, e_c).sample
+            slots.set_adapter(self.unet, slots.single(self.factors[style]))
+            target_s = self.unet(x_s, t, e_s).sample
+        slots.set_adapter(self.unet, slots.fold(self.factors[content], self.factors[style], coefficients))
+        pred = self.unet(torch.cat([x_c, x_s]), torch.cat([t, t]), torch.cat([e_c, e_s])).sample
+        slots.set_adapter(self.unet, None)
+        mse = ((pred[:count] - target_c) ** 2).mean() + ((pred[count:] - target_s) ** 2).mean()
+        return mse + lam * slots.cosine_penalty(coefficients)
+
+
+def hypernet_coefficients(
+    hypernet: HyperNet, content: dict[str, Factors], style: dict[str, Factors], modules: list[str]
+) -> slots.Coefficients:
+    """(m_c, m_s) for every merged layer both LoRAs have, by the low-rank evaluation."""
+    out: slots.Coefficients = {}
+    for name in modules:
+        if name not in content or name not in style:
+            continue
+        c, s = content[name], style[name]
+        m = hypernet.forward_lowrank(c.down * c.scale, c.up, s.down * s.scale, s.up)
+        out[name] = (m[0], m[1])
+    return out
+
+
+def new_hypernet(world: PairWorld, seed: int) -> HyperNet:
+    """Widths from the merged layers; the output starts at m = 1 (the direct sum), as ZipLoRA's merger does."""
+    torch.manual_seed(seed)
+    probe = HyperNetConfig(widths=())
+    widths = sorted({world.unet.get_submodule(m).base.out_features for m in world.merged_modules(probe)})
+    model = HyperNet(HyperNetConfig(widths=tuple(widths)))
+    with torch.no_grad():
+        model.output.weight.mul_(0.01)
+        model.output.bias.fill_(1.0)
+    return model
+
+
+@torch.no_grad()
+def validation_loss(world: PairWorld, hypernet: HyperNet, pairs: list[tuple[str, str]], lam: float) -> float:
+    modules = world.merged_modules(hypernet.config)
+    total = 0.0
+    for i, (c, s) in enumerate(pairs):
+        g = torch.Generator().manual_seed(12345 + i)
+        coeffs = hypernet_coefficients(hypernet, world.factors[c], world.factors[s], modules)
+        total += float(world.objective(c, s, coeffs, 4, g, lam))
+    return total / len(pairs)
+
+
+def train_hypernet(
+    out: Path, work: Path, cfg: HyperTrainConfig | None = None, root: Path | None = None, world: PairWorld | None = None
+) -> dict[str, Any]:
+    from accelerate import Accelerator
+
+    cfg = cfg or HyperTrainConfig()
+    started = time.time()
+    world = world or PairWorld(root)
+    hypernet = new_hypernet(world, cfg.seed)
+    opt = torch.optim.AdamW(hypernet.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt_path = work / "hypernet_ckpt.pt"
+    start, best, history = 0, float("inf"), []
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        hypernet.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        start, best, history = ckpt["step"], ckpt["best"], ckpt["history"]
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    hypernet, opt = accelerator.prepare(hypernet, opt)
+    model = accelerator.unwrap_model(hypernet)
+    train_pairs = catalog.pairs("train")
+    val_pairs = catalog.pairs("val")[: cfg.val_pairs]
+    modules = world.merged_modules(model.config)
+    bar = tqdm(range(start, cfg.steps), desc="train hypernet", initial=start, total=cfg.steps)
+    losses: list[float] = []
+    for step in bar:
+        rng = np.random.default_rng((cfg.seed, 17, step))
+        content, style = train_pairs[int(rng.integers(len(train_pairs)))]
+        g = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
+        with accelerator.autocast():
+            coeffs = hypernet_coefficients(model, world.factors[content], world.factors[style], modules)
+            loss = world.objective(content, style, coeffs, cfg.batch, g, cfg.lam)
+        opt.zero_grad()
+        accelerator.backward(loss)
+        opt.step()
+        losses.append(float(loss))
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        last = step + 1 == cfg.steps
+        if (step + 1) % cfg.val_every == 0 or last:
+            val = validation_loss(world, model, val_pairs, cfg.lam)
+            history.append({"step": step + 1, "train": float(np.mean(losses[-cfg.val_every :])), "val": val})
+            if val < best:
+                best = val
+                with atomic_dir(work / "best") as tmp:
+                    model.save(tmp)
+        if (step + 1) % cfg.checkpoint_every == 0 or last:
+            with atomic_file(ckpt_path) as tmp:
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "opt": opt.state_dict(),
+                        "step": step + 1,
+                        "best": best,
+                        "history": history,
+                    },
+                    tmp,
+                )
+    best_model = HyperNet.load(work / "best")
+    with atomic_dir(out) as tmp:
+        best_model.save(tmp)
+        facts = {
+            "config": asdict(cfg),
+            "history": history,
+            "best_val": best,
+            "params": sum(p.numel() for p in best_model.parameters()),
+            "seconds": round(time.time() - started, 1),
+        }
+        (tmp / "training.json").write_text(json.dumps(facts, indent=2))
+    return facts
+
+
+def ziplora_coefficients(
+    world: PairWorld,
+    content: str,
+    style: str,
+    steps: int = 100,
+    lr: float = 0.01,
+    lam: float = 0.01,
+    batch: int = 4,
+    seed: int = 0,
+) -> slots.Coefficients:
+    """ZipLoRA: per-pair optimisation of one coefficient vector per layer and LoRA, starting from 1 (the sum)."""
+    c, s = world.factors[content], world.factors[style]
+    params = {
+        name: (
+            torch.ones(c[name].down.shape[1], requires_grad=True),
+            torch.ones(s[name].down.shape[1], requires_grad=True),
+        )
+        for name in world.targets
+        if name in c and name in s
+    }
+    opt = torch.optim.Adam([p for pair in params.values() for p in pair], lr=lr)
+    for step in range(steps):
+        g = torch.Generator().manual_seed(seed * 1000003 + step)
+        loss = world.objective(content, style, params, batch, g, lam)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {name: (mc.detach(), ms.detach()) for name, (mc, ms) in params.items()}
