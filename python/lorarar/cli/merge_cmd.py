@@ -12,7 +12,7 @@ from lorarar._native import Adapter, LoraFile, load_coefficients
 from lorarar.cli.common import finite_float, load_lora, open_base
 from lorarar.errors import LoraError
 
-METHODS = ("direct", "columns")
+METHODS = ("direct", "columns", "hypernet", "ziplora")
 
 
 def register(sub: Any) -> None:
@@ -20,7 +20,17 @@ def register(sub: Any) -> None:
     p.add_argument("--content", required=True, help="content (subject) LoRA")
     p.add_argument("--style", required=True, help="style LoRA")
     p.add_argument("--base", metavar="UNET_DIR", help="map and check layers against this diffusers UNet")
-    p.add_argument("--method", choices=METHODS, default="direct", help="direct: weighted sum; columns: --coeffs")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="direct",
+        help="direct: weighted sum; columns: --coeffs; hypernet: LoRA.rar; ziplora: per-pair optimisation",
+    )
+    p.add_argument(
+        "--hypernet",
+        metavar="PATH",
+        help="hypernetwork folder or published .safetensors (default: the default world's)",
+    )
     p.add_argument("--content-scale", type=finite_float, default=1.0, metavar="A")
     p.add_argument("--style-scale", type=finite_float, default=1.0, metavar="B")
     p.add_argument("--coeffs", metavar="FILE", help="column coefficients (<module>.content / <module>.style)")
@@ -54,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise LoraError("--method columns needs --coeffs FILE")
     if args.method != "columns" and args.coeffs:
         raise LoraError("--coeffs is only used with --method columns")
+    if args.method in ("hypernet", "ziplora"):
+        return run_learned(args)
     start = time.perf_counter()
     base = open_base(args.base)
     content = load_lora(args.content, base)
@@ -72,6 +84,59 @@ def run(args: argparse.Namespace) -> int:
         f"merged {len(adapter.layers)} layers (rank {', '.join(map(str, ranks))}) into {args.out} in {elapsed:.1f} ms"
     )
     return 0
+
+
+def run_learned(args: argparse.Namespace) -> int:
+    """hypernet / ziplora: coefficients computed in PyTorch, folded and written by the native engine."""
+    from pathlib import Path
+
+    from lorarar.merge.methods import load_hypernet, merge
+    from lorarar.world import catalog
+
+    if args.engine != "native":
+        raise LoraError(f"--method {args.method} computes its coefficients in PyTorch; use --engine native")
+    base = open_base(args.base)
+    content = load_lora(args.content, base)
+    style = load_lora(args.style, base)
+    hypernet = world = names = None
+    if args.method == "hypernet":
+        hypernet = load_hypernet(Path(args.hypernet) if args.hypernet else catalog.paths().hypernet)
+    else:
+        names = _library_names(args.content, args.style)
+        from lorarar.hypernet.train import PairWorld
+
+        world = PairWorld(names=list(names))
+    adapter, seconds = merge(
+        content,
+        style,
+        args.method,
+        content_scale=args.content_scale,
+        style_scale=args.style_scale,
+        hypernet=hypernet,
+        world=world,
+        names=names,
+    )
+    adapter.save(args.out, args.dtype)
+    print(f"merged {len(adapter.layers)} layers with {args.method} into {args.out} in {seconds * 1e3:.1f} ms")
+    return 0
+
+
+def _library_names(content: str, style: str) -> tuple[str, str]:
+    from pathlib import Path
+
+    from lorarar.world import catalog
+
+    paths = catalog.paths()
+    c, s = Path(content).stem, Path(style).stem
+    if (
+        Path(content).resolve() != paths.content_lora(c).resolve()
+        or Path(style).resolve() != paths.style_lora(s).resolve()
+    ):
+        raise LoraError(
+            "ZipLoRA optimises against the LoRAs' training images, which only the default world's "
+            "library has: pass its files (see 'lorarar world list')"
+        )
+    return c, s
 
 
 def save_torch_merge(

@@ -1,0 +1,71 @@
+"""``lorarar train-hypernet`` and ``lorarar eval``: LoRA.rar's hypernetwork and the paper's comparison."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from lorarar.errors import LoraError
+
+
+def register(sub: Any) -> None:
+    train = sub.add_parser("train-hypernet", help="train the merging hypernetwork on the default world's train pairs")
+    train.add_argument("--out", type=Path, help="output folder (default: the default world's hypernet/)")
+    train.add_argument("--work", type=Path, help="checkpoint folder (default: .cache/world/hypernet)")
+    train.add_argument("--steps", type=int, help="training steps (default: the configured budget)")
+    train.set_defaults(run=run_train)
+
+    ev = sub.add_parser("eval", help="compare merge methods on unseen pairs of the default world")
+    ev.add_argument("--split", choices=("train", "val", "test"), default="test")
+    ev.add_argument("--methods", default="direct,ziplora,hypernet", help="comma-separated: direct, ziplora, hypernet")
+    ev.add_argument("--n", type=int, default=8, help="images per pair and method")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--pairs", type=int, help="evaluate only the first N pairs")
+    ev.add_argument("--hypernet", type=Path, help="hypernetwork folder (default: the default world's)")
+    ev.add_argument("--judge", metavar="URL", help="also ask an OpenAI-compatible vision endpoint (MLLM judge)")
+    ev.add_argument("--judge-model", default="default")
+    ev.add_argument("--out", type=Path, help="results folder (default: benchmarks/results)")
+    ev.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ev.set_defaults(run=run_eval)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from lorarar.hypernet.train import HyperTrainConfig, train_hypernet
+    from lorarar.world import catalog
+
+    cfg = HyperTrainConfig() if args.steps is None else HyperTrainConfig(steps=args.steps)
+    out = args.out or catalog.paths().hypernet
+    work = args.work or catalog.repo_root() / ".cache" / "world" / "hypernet"
+    facts = train_hypernet(out, work, cfg)
+    print(json.dumps({k: v for k, v in facts.items() if k != "history"}))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from lorarar.world.evaluate import RESULTS, evaluate
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in ("direct", "ziplora", "hypernet")]
+    if unknown or not methods:
+        raise LoraError(
+            f"--methods: unknown method {unknown[0] if unknown else '(none)'!r} (direct, ziplora, hypernet)"
+        )
+    report = evaluate(
+        args.split,
+        methods,
+        args.n,
+        args.seed,
+        args.hypernet,
+        args.judge,
+        args.judge_model,
+        args.pairs,
+        out_dir=args.out or RESULTS,
+    )
+    if args.json:
+        print(json.dumps(report["summary"]))
+    else:
+        for method, summary in report["summary"].items():
+            print(method, " ".join(f"{k}={v:.4g}" for k, v in summary.items()))
+    return 0

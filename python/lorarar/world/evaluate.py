@@ -1,0 +1,185 @@
+"""The paper's comparison on the default world: merge methods side by side on unseen content/style pairs.
+
+For every pair of a split and every method: merge (timed), generate N images with the PyTorch reference pipeline,
+score them (world metrics, or an MLLM judge). Writes benchmarks/results/merge_quality.{json,md,png} and an image
+grid of a few pairs by method.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lorarar.formats.atomic import atomic_file
+from lorarar.world import catalog, data
+from lorarar.world.sample import generate, load_pipeline
+
+RESULTS = catalog.repo_root() / "benchmarks" / "results"
+
+
+def evaluate(
+    split: str,
+    methods: list[str],
+    n: int,
+    seed: int = 0,
+    hypernet_dir: Path | None = None,
+    judge_url: str | None = None,
+    judge_model: str = "default",
+    max_pairs: int | None = None,
+    root: Path | None = None,
+    out_dir: Path = RESULTS,
+    steps: int = 25,
+    guidance: float = 5.0,
+) -> dict[str, Any]:
+    from lorarar import LoraFile
+    from lorarar.merge.methods import load_hypernet, merge
+    from lorarar.world.metrics import Scorer
+
+    paths = catalog.paths(root)
+    pipe = load_pipeline(root)
+    scorer = Scorer(root)
+    hypernet = load_hypernet(hypernet_dir or paths.hypernet) if "hypernet" in methods else None
+    world = None
+    if "ziplora" in methods:
+        from lorarar.hypernet.train import PairWorld
+
+        world = PairWorld(root)
+    ask = None
+    if judge_url:
+        from lorarar.world.judge import openai_asker
+
+        ask = openai_asker(judge_url, judge_model)
+    pairs = catalog.pairs(split)[: max_pairs or None]
+    per_pair: list[dict[str, Any]] = []
+    grid: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    for content, style in tqdm(pairs, desc=f"evaluate {split}"):
+        c_lora = LoraFile.load(str(paths.content_lora(content)))
+        s_lora = LoraFile.load(str(paths.style_lora(style)))
+        for method in methods:
+            adapter, seconds = merge(c_lora, s_lora, method, hypernet=hypernet, world=world, names=(content, style))
+            with tempfile.TemporaryDirectory() as tmp:
+                merged = Path(tmp) / "merged.safetensors"
+                adapter.save(str(merged))
+                images = generate(pipe, catalog.merged_prompt(content), merged, n, seed, steps=steps, guidance=guidance)
+            row = {
+                "content": content,
+                "style": style,
+                "method": method,
+                "merge_seconds": seconds,
+                **{
+                    k: v for k, v in scorer.score(images, content, style, seed).items() if not k.startswith("predicted")
+                },
+            }
+            if ask is not None:
+                row["judge"] = _judge(ask, images, content, style, seed)
+            per_pair.append(row)
+            if len(grid) < 4 or (content, style) in grid:
+                grid.setdefault((content, style), {})[method] = images[0]
+    summary = summarise(per_pair, methods)
+    report = {
+        "split": split,
+        "methods": methods,
+        "n_per_pair": n,
+        "pairs": len(pairs),
+        "seed": seed,
+        "sampler": {"scheduler": "DDIM", "steps": steps, "guidance": guidance},
+        "scorer": "world metrics (subject/style classifiers)" + (" + MLLM judge" if ask else ""),
+        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()},
+        "summary": summary,
+        "per_pair": per_pair,
+    }
+    write_report(report, grid, out_dir)
+    return report
+
+
+def _judge(ask: Any, images: np.ndarray, content: str, style: str, seed: int) -> dict[str, float]:
+    from lorarar.world.judge import aggregate, judge_image
+
+    supports = list(data.subject_images(content, seed + 99, 3))
+    reference = data.style_image(style, catalog.STYLE_IMAGE_CLASS[style], seed)
+    return aggregate([judge_image(ask, img, supports, style, reference) for img in images])
+
+
+def summarise(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[str, float]]:
+    out = {}
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        out[method] = {
+            key: float(np.mean([r[key] for r in mine]))
+            for key in ("content_fidelity", "style_fidelity", "both_correct", "feature_distance")
+        }
+        out[method]["median_merge_ms"] = statistics.median(r["merge_seconds"] for r in mine) * 1e3
+        if mine and "judge" in mine[0]:
+            for key in ("content_fidelity", "style_fidelity", "both_correct"):
+                out[method][f"judge_{key}"] = float(np.mean([r["judge"][key] for r in mine]))
+    if "hypernet" in out and "ziplora" in out:
+        out["hypernet"]["merge_speedup_vs_ziplora"] = (
+            out["ziplora"]["median_merge_ms"] / out["hypernet"]["median_merge_ms"]
+        )
+    return out
+
+
+def write_report(report: dict[str, Any], grid: dict[tuple[str, str], dict[str, np.ndarray]], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out_dir / "merge_quality.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    lines = [
+        f"Merge quality on the default world, split `{report['split']}` ({report['pairs']} unseen pairs, "
+        f"{report['n_per_pair']} images each; scored by {report['scorer']}).",
+        "",
+        "| method | content fidelity | style fidelity | both correct | feature distance | median merge time |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for method, s in report["summary"].items():
+        lines.append(
+            f"| {method} | {s['content_fidelity']:.3f} | {s['style_fidelity']:.3f} | {s['both_correct']:.3f} "
+            f"| {s['feature_distance']:.3f} | {s['median_merge_ms']:.3f} ms |"
+        )
+    with atomic_file(out_dir / "merge_quality.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    _plot(report, out_dir / "merge_quality.png")
+    _grid(grid, report["methods"], out_dir / "merge_grid.png")
+
+
+def _plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(report["summary"])
+    keys = ("content_fidelity", "style_fidelity", "both_correct")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        ax.bar(np.arange(len(keys)) + i * width, [report["summary"][method][k] for k in keys], width, label=method)
+    ax.set_xticks(np.arange(len(keys)) + width * (len(methods) - 1) / 2, [k.replace("_", " ") for k in keys])
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title(f"Unseen {report['split']} pairs")
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _grid(grid: dict[tuple[str, str], dict[str, np.ndarray]], methods: list[str], path: Path) -> None:
+    from PIL import Image
+
+    rows = []
+    for (content, style), images in grid.items():
+        truth = data.ground_truth(content, style, 0, 1)[0]
+        rows.append(np.concatenate([truth] + [images.get(m, np.zeros_like(truth)) for m in methods], axis=1))
+    if not rows:
+        return
+    img = (np.clip(np.concatenate(rows, axis=0), 0, 1) * 255 + 0.5).astype(np.uint8)
+    with atomic_file(path) as tmp:
+        Image.fromarray(img).resize((img.shape[1] * 2, img.shape[0] * 2), Image.NEAREST).save(tmp, format="PNG")
