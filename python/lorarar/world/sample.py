@@ -1,14 +1,13 @@
 """The PyTorch reference pipeline on the default world: diffusers' StableDiffusionPipeline with a LoRA applied.
 
 Every method ends in one LoRA file that the pipeline loads with diffusers' own ``load_lora_weights`` and fuses:
-"content" / "style" (one LoRA alone) and "direct" (the two summed, written by the native merge). Merge methods
-that compute coefficients (ZipLoRA, the LoRA.rar hypernetwork) plug in through ``register_method``.
+"content" / "style" (one LoRA alone), or a merge of the pair ("direct", "hypernet", "ziplora"; see
+lorarar.merge.methods) written by the native engine.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +15,6 @@ import numpy as np
 import torch
 
 from lorarar.world import catalog
-
-# method name -> function(content LoRA path, style LoRA path, out path) writing the merged LoRA file
-MergeFn = Callable[[Path, Path, Path], None]
-_METHODS: dict[str, MergeFn] = {}
-
-
-def register_method(name: str, fn: MergeFn) -> None:
-    _METHODS[name] = fn
-
-
-def _direct(content: Path, style: Path, out: Path) -> None:
-    from lorarar import Adapter, LoraFile
-
-    Adapter.merge(LoraFile.load(str(content)), LoraFile.load(str(style)), "direct").save(str(out))
-
-
-register_method("direct", _direct)
 
 
 def load_pipeline(root: Path | None = None) -> Any:
@@ -63,11 +45,26 @@ def lora_for(method: str, content: str | None, style: str | None, root: Path | N
     if method == "style":
         assert style
         return paths.style_lora(style)
-    if method not in _METHODS:
-        raise ValueError(f"unknown method {method!r} (none, content, style, {', '.join(_METHODS)})")
+    from lorarar import LoraFile
+    from lorarar.merge.methods import load_hypernet, merge
+
     assert content and style
+    hypernet = load_hypernet(paths.hypernet) if method == "hypernet" else None
+    world = None
+    if method == "ziplora":
+        from lorarar.hypernet.train import PairWorld
+
+        world = PairWorld(root, names=[content, style])
+    adapter, _ = merge(
+        LoraFile.load(str(paths.content_lora(content))),
+        LoraFile.load(str(paths.style_lora(style))),
+        method,
+        hypernet=hypernet,
+        world=world,
+        names=(content, style),
+    )
     out = tmp / f"{method}.safetensors"
-    _METHODS[method](paths.content_lora(content), paths.style_lora(style), out)
+    adapter.save(str(out))
     return out
 
 
