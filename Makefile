@@ -12,7 +12,8 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PY_DIRS := $(wildcard python tests/python benchmarks export)
 NATIVE_SOURCES := $(shell find runtime python/bindings tests/native tests/fuzz -type f -name '*.cc' -o -name '*.h' -o -name 'CMakeLists.txt') CMakeLists.txt
 SYSTEM_PACKAGES := g++-aarch64-linux-gnu qemu-user clang-14 libclang-rt-14-dev clang-format-14
-CMAKE_COMMON := -G Ninja -DCMAKE_MAKE_PROGRAM=$(NINJA) -DLORARAR_BUILD_PYTHON=OFF
+CMAKE_COMMON := -G Ninja -DCMAKE_MAKE_PROGRAM=$(NINJA) -DLORARAR_BUILD_PYTHON=OFF -DPython_EXECUTABLE=$(BIN)/python
+ET_AARCH64 := .cache/et-aarch64/sdk/executorch
 
 .PHONY: all setup system-deps build demo test lint format stubs native-test native-asan native-aarch64 fuzz \
         python-test bench clean
@@ -82,16 +83,26 @@ native-asan: $(STAMP)
 	$(CMAKE) --build build/asan -j $(JOBS)
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BIN)/ctest --output-on-failure
 
-native-aarch64: $(STAMP) system-deps
+# ExecuTorch's aarch64 wheel is the same SDK for ARM64 (headers, libraries, CMake package).
+$(ET_AARCH64)/share/cmake/executorch-config.cmake: | $(STAMP)
+	mkdir -p .cache/et-aarch64
+	$(BIN)/pip download -q --no-deps --platform manylinux_2_28_aarch64 --only-binary=:all: --python-version 3.11 \
+	  executorch==$$($(BIN)/python -c "import importlib.metadata as m; print(m.version('executorch').split('+')[0])") \
+	  -d .cache/et-aarch64
+	cd .cache/et-aarch64 && $(BIN)/python -m zipfile -e executorch-*-manylinux_2_28_aarch64.whl sdk
+	touch $@
+
+native-aarch64: $(STAMP) system-deps $(ET_AARCH64)/share/cmake/executorch-config.cmake
 	$(CMAKE) -S . -B build/aarch64 $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=Release \
-	  -DCMAKE_TOOLCHAIN_FILE=$(abspath cmake/aarch64-linux-gnu.cmake) >/dev/null
+	  -DCMAKE_TOOLCHAIN_FILE=$(abspath cmake/aarch64-linux-gnu.cmake) \
+	  -DLORARAR_EXECUTORCH_ROOT=$(abspath $(ET_AARCH64)) >/dev/null
 	$(CMAKE) --build build/aarch64 -j $(JOBS)
 	cd build/aarch64 && $(BIN)/ctest --output-on-failure
 
 FUZZ_SECONDS ?= 30
 fuzz: $(STAMP) system-deps
 	$(CMAKE) -S . -B build/fuzz $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLORARAR_FUZZ=ON \
-	  -DLORARAR_BUILD_TESTS=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+	  -DLORARAR_BUILD_TESTS=OFF -DLORARAR_WITH_EXECUTORCH=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
 	$(CMAKE) --build build/fuzz -j $(JOBS)
 	rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus && cp tests/fuzz/corpus/* build/fuzz/corpus/
 	build/fuzz/tests/fuzz/fuzz_lora_parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \

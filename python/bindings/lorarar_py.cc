@@ -33,6 +33,17 @@ struct StatusError : std::runtime_error {
 };
 
 [[noreturn]] void raise(const Status& s) { throw StatusError(s); }
+
+}  // namespace
+
+namespace lorarar_py {
+[[noreturn]] void raise_status(const lorarar::Status& s) { raise(s); }
+#ifdef LORARAR_WITH_ENGINE
+void bind_engine(nanobind::module_& m);
+#endif
+}  // namespace lorarar_py
+
+namespace {
 template <typename T>
 T unwrap(Result<T>&& r) {
   if (!r.ok()) raise(r.status());
@@ -285,6 +296,10 @@ NB_MODULE(_native, m) {
           },
           nb::arg("base"), nb::arg("out_dir"), nb::arg("scale") = 1.0f, nb::arg("threads") = 0,
           nb::arg("kernel") = "auto");
+
+#ifdef LORARAR_WITH_ENGINE
+  lorarar_py::bind_engine(m);
+#endif
 
   m.def(
       "load_coefficients",

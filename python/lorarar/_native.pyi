@@ -1,6 +1,6 @@
 """Native LoRA engine: formats, merge, fuse"""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 
 import numpy
@@ -116,6 +116,18 @@ class Adapter:
         """Adds scale * B'A' to a C-contiguous (out, in) weight, in place."""
 
     def fuse_unet_dir(self, base: BaseModel, out_dir: str, scale: float = 1.0, threads: int = 0, kernel: str = 'auto') -> None: ...
+
+class Program:
+    """An ExecuTorch program (.pte), run by the native engine."""
+
+    @staticmethod
+    def open(pte: str, ptd: str = '', methods: Sequence[str] = ['forward']) -> Program: ...
+
+    @property
+    def method_names(self) -> list[str]: ...
+
+    def run(self, method: str, inputs: Sequence[Annotated[NDArray, dict(order='C', device='cpu')]]) -> list[NDArray[numpy.float32]]:
+        """Runs a method on C-contiguous float32/int64 arrays."""
 
 def load_coefficients(path: str) -> dict[str, tuple[list[float], list[float]]]: ...
 

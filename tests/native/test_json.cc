@@ -1,4 +1,5 @@
 #include "core/json.h"
+#include "core/sha256.h"
 #include "harness.h"
 
 using lorarar::Error;
@@ -45,4 +46,19 @@ TEST(json_limits_nesting_depth) {
   std::string ok(60, '[');
   ok += std::string(60, ']');
   CHECK(json::parse(ok).ok());
+}
+
+// FIPS 180-4 test vectors.
+TEST(sha256_matches_the_standard_vectors) {
+  CHECK_EQ(lorarar::sha256_hex("", 0), std::string("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+  CHECK_EQ(lorarar::sha256_hex("abc", 3),
+           std::string("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+  const std::string two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  CHECK_EQ(lorarar::sha256_hex(two.data(), two.size()),
+           std::string("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
+  lorarar::Sha256 streamed;
+  const std::string million(1000000, 'a');
+  for (size_t i = 0; i < million.size(); i += 997)
+    streamed.update(million.data() + i, std::min<size_t>(997, million.size() - i));
+  CHECK_EQ(streamed.hex(), std::string("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
 }
