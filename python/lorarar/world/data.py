@@ -10,7 +10,7 @@ import numpy.typing as npt
 from lorarar.world.render import Pose, Style, Subject, render
 from lorarar.world.styles import NAMED_STYLES, random_style
 from lorarar.world.subjects import CLASSES, named_subject, random_instance
-from lorarar.world.tokenizer import PATTERN_WORDS
+from lorarar.world.tokenizer import BACKDROP_WORDS, PATTERN_WORDS
 
 CLASS_NAMES = tuple(CLASSES)
 
@@ -21,11 +21,49 @@ class Batch:
     captions: list[str]
 
 
+def color_name(rgb: tuple[float, float, float]) -> str:
+    """The everyday name of a colour (hue buckets, plus white / gray / black / brown)."""
+    import colorsys
+
+    h, s, v = colorsys.rgb_to_hsv(*rgb)
+    if v < 0.22:
+        return "black"
+    if s < 0.18:
+        return "white" if v > 0.8 else "gray"
+    if (h < 0.11 or h >= 0.95) and v < 0.6:
+        return "brown"
+    for limit, name in (
+        (0.04, "red"),
+        (0.11, "orange"),
+        (0.19, "yellow"),
+        (0.45, "green"),
+        (0.55, "teal"),
+        (0.7, "blue"),
+        (0.8, "purple"),
+        (0.95, "pink"),
+    ):
+        if h < limit:
+            return name
+    return "red"
+
+
 def base_caption(cls: str, style: Style, rng: np.random.Generator) -> str:
-    """Captions the base model trains on: the class, sometimes with the fill pattern's adjective."""
-    if rng.random() < 0.5:
+    """Captions the base model trains on: the class, and (each at random) the fill pattern, the main colour, the
+    backdrop and outline. Describing the style makes the text worth listening to, which teaches the model to
+    follow prompts quickly; the bare "a <class>" stays common because LoRA priors use it."""
+    if rng.random() < 0.2:
         return f"a {cls}"
-    return f"a {PATTERN_WORDS[style.pattern]} {cls}"
+    words = ["a"]
+    if style.stroke > 0 and rng.random() < 0.3:
+        words.append("outlined")
+    if rng.random() < 0.6:
+        words.append(PATTERN_WORDS[style.pattern])
+    if rng.random() < 0.6:
+        words.append(color_name(style.primary))
+    words.append(cls)
+    if rng.random() < 0.5:
+        words += ["on", "a", color_name(style.background), BACKDROP_WORDS[style.backdrop], "background"]
+    return " ".join(words)
 
 
 def base_example(seed: int, index: int) -> tuple[npt.NDArray[np.float32], str]:

@@ -18,10 +18,10 @@ VAE_CONFIG: dict[str, Any] = dict(
     out_channels=3,
     down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"),
     up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"),
-    block_out_channels=(32, 64, 64),
+    block_out_channels=(16, 32, 64),
     layers_per_block=1,
     latent_channels=4,
-    norm_num_groups=16,
+    norm_num_groups=8,
     sample_size=64,
 )
 

@@ -24,6 +24,17 @@ PATTERN_WORDS = {
     "rings": "ringed",
     "gradient": "faded",
 }
+COLOR_WORDS = ["red", "orange", "yellow", "green", "teal", "blue", "purple", "pink", "brown", "white", "gray", "black"]
+BACKDROP_WORDS = {
+    "solid": "plain",
+    "vgradient": "fading",
+    "radial": "glowing",
+    "grid": "grid",
+    "dots": "spotted",
+    "stripes": "streaked",
+    "speckle": "speckled",
+    "horizon": "horizon",
+}
 WORDS = [
     "a",
     "an",
@@ -41,6 +52,11 @@ WORDS = [
     STYLE_TOKEN,
     *list(CLASSES),
     *list(PATTERN_WORDS.values()),
+    *COLOR_WORDS,
+    *[w for w in BACKDROP_WORDS.values() if w not in PATTERN_WORDS.values()],
+    "background",
+    "outlined",
+    "shadowed",
 ]
 MAX_LENGTH = 77
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
