@@ -5,13 +5,11 @@
 #include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 
+#include "common.h"
 #include "engine/program.h"
 
 namespace nb = nanobind;
-
-namespace lorarar_py {
-
-[[noreturn]] void raise_status(const lorarar::Status& s);
+using lorarar_py::raise;
 
 namespace {
 
@@ -32,7 +30,7 @@ void bind_engine(nb::module_& m) {
           "open",
           [](const std::string& pte, const std::string& ptd, const std::vector<std::string>& methods) {
             auto r = lorarar::ProgramRunner::open(pte, ptd, methods);
-            if (!r.ok()) raise_status(r.status());
+            if (!r.ok()) raise(r.status());
             return std::move(r).get();
           },
           nb::arg("pte"), nb::arg("ptd") = "", nb::arg("methods") = std::vector<std::string>{"forward"})
@@ -51,7 +49,7 @@ void bind_engine(nb::module_& m) {
               } else if (a.dtype() == nb::dtype<int64_t>()) {
                 t.kind = lorarar::ScalarKind::kInt64;
               } else {
-                raise_status(lorarar::Status(lorarar::Error::kInvalidArgument, "inputs must be float32 or int64"));
+                raise(lorarar::Status(lorarar::Error::kInvalidArgument, "inputs must be float32 or int64"));
               }
               args.push_back(std::move(t));
             }
@@ -60,12 +58,10 @@ void bind_engine(nb::module_& m) {
               nb::gil_scoped_release release;
               r = p.run(method, args);
             }
-            if (!r.ok()) raise_status(r.status());
+            if (!r.ok()) raise(r.status());
             std::vector<Array> out;
             for (auto& t : r.get()) out.push_back(to_array(std::move(t)));
             return out;
           },
           nb::arg("method"), nb::arg("inputs"), "Runs a method on C-contiguous float32/int64 arrays.");
 }
-
-}  // namespace lorarar_py

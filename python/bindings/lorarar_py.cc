@@ -14,6 +14,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "common.h"
 #include "core/adapter.h"
 #include "core/fuse.h"
 #include "extension/adapter_io.h"
@@ -24,34 +25,17 @@
 namespace nb = nanobind;
 using namespace lorarar;
 
-namespace {
-
-// Carries a Status to the translator, which raises lorarar.errors.LoraError.
-struct StatusError : std::runtime_error {
-  explicit StatusError(const Status& s) : std::runtime_error(s.message()), code(s.code()) {}
-  Error code;
-};
-
-[[noreturn]] void raise(const Status& s) { throw StatusError(s); }
-
-}  // namespace
-
-namespace lorarar_py {
-[[noreturn]] void raise_status(const lorarar::Status& s) { raise(s); }
+void bind_scheduler(nb::module_& m);  // bind_scheduler.cc
 #ifdef LORARAR_WITH_ENGINE
-void bind_engine(nanobind::module_& m);
+void bind_engine(nb::module_& m);  // bind_engine.cc
 #endif
-}  // namespace lorarar_py
 
 namespace {
-template <typename T>
-T unwrap(Result<T>&& r) {
-  if (!r.ok()) raise(r.status());
-  return std::move(r).get();
-}
-void check(const Status& s) {
-  if (!s.is_ok()) raise(s);
-}
+
+using lorarar_py::check;
+using lorarar_py::raise;
+using lorarar_py::StatusError;
+using lorarar_py::unwrap;
 
 using FloatArray = nb::ndarray<nb::numpy, float, nb::ndim<2>>;
 using Vector = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
@@ -298,7 +282,7 @@ NB_MODULE(_native, m) {
           nb::arg("kernel") = "auto");
 
 #ifdef LORARAR_WITH_ENGINE
-  lorarar_py::bind_engine(m);
+  bind_engine(m);
 #endif
 
   m.def(
@@ -315,4 +299,6 @@ NB_MODULE(_native, m) {
         check(save_coefficients(to_coefficients(coefficients), path));
       },
       nb::arg("coefficients"), nb::arg("path"));
+
+  bind_scheduler(m);
 }
