@@ -12,8 +12,8 @@
 #include <nanobind/stl/vector.h>
 
 #include <memory>
-#include <stdexcept>
 
+#include "common.h"
 #include "core/adapter.h"
 #include "core/fuse.h"
 #include "extension/adapter_io.h"
@@ -23,24 +23,14 @@
 
 namespace nb = nanobind;
 using namespace lorarar;
+using lorarar_py::check;
+using lorarar_py::raise;
+using lorarar_py::StatusError;
+using lorarar_py::unwrap;
+
+void bind_tokenizer(nb::module_& m);  // bind_tokenizer.cc
 
 namespace {
-
-// Carries a Status to the translator, which raises lorarar.errors.LoraError.
-struct StatusError : std::runtime_error {
-  explicit StatusError(const Status& s) : std::runtime_error(s.message()), code(s.code()) {}
-  Error code;
-};
-
-[[noreturn]] void raise(const Status& s) { throw StatusError(s); }
-template <typename T>
-T unwrap(Result<T>&& r) {
-  if (!r.ok()) raise(r.status());
-  return std::move(r).get();
-}
-void check(const Status& s) {
-  if (!s.is_ok()) raise(s);
-}
 
 using FloatArray = nb::ndarray<nb::numpy, float, nb::ndim<2>>;
 using Vector = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
@@ -300,4 +290,6 @@ NB_MODULE(_native, m) {
         check(save_coefficients(to_coefficients(coefficients), path));
       },
       nb::arg("coefficients"), nb::arg("path"));
+
+  bind_tokenizer(m);
 }

@@ -1,7 +1,7 @@
 """Native LoRA engine: formats, merge, fuse"""
 
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, overload
 
 import numpy
 from numpy.typing import NDArray
@@ -120,3 +120,56 @@ class Adapter:
 def load_coefficients(path: str) -> dict[str, tuple[list[float], list[float]]]: ...
 
 def save_coefficients(coefficients: Mapping[str, tuple[Annotated[NDArray[numpy.float32], dict(shape=(None,), order='C', device='cpu', writable=False)], Annotated[NDArray[numpy.float32], dict(shape=(None,), order='C', device='cpu', writable=False)]]], path: str) -> None: ...
+
+class ClipTokenizer:
+    """
+    CLIP's BPE tokenizer, id for id transformers.CLIPTokenizer(text, padding='max_length', max_length=max_length, truncation=True).
+    """
+
+    def __init__(self, vocab_json: str, merges_txt: str, *, max_length: int = 77, pad_token: str = '<|endoftext|>') -> None:
+        """From the contents of vocab.json and merges.txt."""
+
+    @staticmethod
+    def from_dir(path: str, *, max_length: int = 77, pad_token: str = '<|endoftext|>') -> ClipTokenizer:
+        """
+        From a folder with vocab.json and merges.txt (or a pipeline folder with a tokenizer/ subfolder).
+        """
+
+    @overload
+    def encode(self, text: str) -> list[int]:
+        """bos + tokens + eos, truncated and padded to exactly max_length ids."""
+
+    @overload
+    def encode(self, text: bytes) -> list[int]:
+        """The same for UTF-8 bytes; ill-formed sequences read as U+FFFD."""
+
+    @overload
+    def encode_unpadded(self, text: str) -> list[int]:
+        """bos + tokens + eos, truncated to max_length ids, not padded."""
+
+    @overload
+    def encode_unpadded(self, text: bytes) -> list[int]:
+        """The same for UTF-8 bytes; ill-formed sequences read as U+FFFD."""
+
+    @overload
+    def tokenize(self, text: str) -> list[int]:
+        """Every token of the text: no bos/eos, no truncation."""
+
+    @overload
+    def tokenize(self, text: bytes) -> list[int]:
+        """The same for UTF-8 bytes; ill-formed sequences read as U+FFFD."""
+
+    @property
+    def bos_id(self) -> int: ...
+
+    @property
+    def eos_id(self) -> int: ...
+
+    @property
+    def pad_id(self) -> int: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def max_length(self) -> int: ...
