@@ -358,6 +358,13 @@ def test_api(world_dir: Path) -> None:
     assert tok.encode_unpadded("a photo") == hf("a photo")["input_ids"]
     assert len(tok.tokenize("a " * 50)) == 50
     assert len(tok.encode_unpadded("a " * 50)) == 16
+    for length in (2, 3, 20):
+        short = ClipTokenizer.from_dir(str(world_dir), max_length=length)
+        for prompt in ("", "a", "a photo of a cat", "xyz " * 30):
+            assert (
+                short.encode(prompt)
+                == hf(prompt, padding="max_length", max_length=length, truncation=True)["input_ids"]
+            )
 
 
 def test_from_dir_finds_a_pipeline_tokenizer_folder(tmp_path: Path, world_dir: Path) -> None:
