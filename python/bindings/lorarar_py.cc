@@ -12,7 +12,6 @@
 #include <nanobind/stl/vector.h>
 
 #include <memory>
-#include <stdexcept>
 
 #include "common.h"
 #include "core/adapter.h"
@@ -24,18 +23,18 @@
 
 namespace nb = nanobind;
 using namespace lorarar;
+using lorarar_py::check;
+using lorarar_py::raise;
+using lorarar_py::StatusError;
+using lorarar_py::unwrap;
 
+void bind_tokenizer(nb::module_& m);  // bind_tokenizer.cc
 void bind_scheduler(nb::module_& m);  // bind_scheduler.cc
 #ifdef LORARAR_WITH_ENGINE
 void bind_engine(nb::module_& m);  // bind_engine.cc
 #endif
 
 namespace {
-
-using lorarar_py::check;
-using lorarar_py::raise;
-using lorarar_py::StatusError;
-using lorarar_py::unwrap;
 
 using FloatArray = nb::ndarray<nb::numpy, float, nb::ndim<2>>;
 using Vector = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
@@ -301,4 +300,5 @@ NB_MODULE(_native, m) {
       nb::arg("coefficients"), nb::arg("path"));
 
   bind_scheduler(m);
+  bind_tokenizer(m);
 }

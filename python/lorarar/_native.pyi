@@ -1,7 +1,7 @@
 """Native LoRA engine: formats, merge, fuse"""
 
-from collections.abc import Mapping, Sequence
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, overload
 
 import numpy
 from numpy.typing import NDArray
@@ -117,82 +117,59 @@ class Adapter:
 
     def fuse_unet_dir(self, base: BaseModel, out_dir: str, scale: float = 1.0, threads: int = 0, kernel: str = 'auto') -> None: ...
 
-class Program:
-    """An ExecuTorch program (.pte), run by the native engine."""
-
-    @staticmethod
-    def open(pte: str, ptd: str = '', methods: Sequence[str] = ['forward']) -> Program: ...
-
-    @property
-    def method_names(self) -> list[str]: ...
-
-    def run(self, method: str, inputs: Sequence[Annotated[NDArray, dict(order='C', device='cpu')]]) -> list[NDArray[numpy.float32]]:
-        """Runs a method on C-contiguous float32/int64 arrays."""
-
 def load_coefficients(path: str) -> dict[str, tuple[list[float], list[float]]]: ...
 
 def save_coefficients(coefficients: Mapping[str, tuple[Annotated[NDArray[numpy.float32], dict(shape=(None,), order='C', device='cpu', writable=False)], Annotated[NDArray[numpy.float32], dict(shape=(None,), order='C', device='cpu', writable=False)]]], path: str) -> None: ...
 
-class Scheduler:
+class ClipTokenizer:
     """
-    A diffusion scheduler matching diffusers' DDIMScheduler, EulerDiscreteScheduler or
-    LCMScheduler for the same scheduler_config.json. Arrays are float32, any shape.
-    """
-
-    def __init__(self, kind: str, config_json: str = '{}') -> None:
-        """
-        kind: ddim, euler, lcm (or DDIMScheduler, EulerDiscreteScheduler, LCMScheduler); config_json: the
-        text of a diffusers scheduler_config.json, missing fields taking the class's defaults.
-        """
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def num_train_timesteps(self) -> int: ...
-
-    @property
-    def alphas_cumprod(self) -> NDArray[numpy.float32]: ...
-
-    def set_timesteps(self, num_inference_steps: int) -> None: ...
-
-    @property
-    def num_inference_steps(self) -> int:
-        """The steps to run: len(timesteps)."""
-
-    @property
-    def timesteps(self) -> NDArray[numpy.float32]:
-        """diffusers' scheduler.timesteps as float32 (integers for DDIM and LCM)."""
-
-    @property
-    def sigmas(self) -> NDArray[numpy.float32]:
-        """Euler's sigmas (len(timesteps) + 1); empty for DDIM and LCM."""
-
-    @property
-    def init_noise_sigma(self) -> float: ...
-
-    @property
-    def eta(self) -> float:
-        """DDIM's eta (other kinds: 0 only)."""
-
-    @eta.setter
-    def eta(self, arg: float, /) -> None: ...
-
-    def step_needs_noise(self, step_index: int) -> bool: ...
-
-    def scale_model_input(self, sample: Annotated[NDArray[numpy.float32], dict(order='C', device='cpu', writable=False)], step_index: int) -> NDArray[numpy.float32]:
-        """scheduler.scale_model_input(sample, timesteps[step_index])."""
-
-    def step(self, model_output: Annotated[NDArray[numpy.float32], dict(order='C', device='cpu', writable=False)], sample: Annotated[NDArray[numpy.float32], dict(order='C', device='cpu', writable=False)], step_index: int, noise: Annotated[NDArray[numpy.float32], dict(order='C', device='cpu', writable=False)] | None = None) -> NDArray[numpy.float32]:
-        """
-        scheduler.step(model_output, timesteps[step_index], sample).prev_sample, as a new array; noise: the
-        standard normal noise the step draws where step_needs_noise(step_index).
-        """
-
-def randn(seed: int, shape: Sequence[int], offset: int = 0) -> NDArray[numpy.float32]:
-    """
-    Standard normal float32 values number offset, offset + 1, ... of the engine's Philox4x32-10 stream
-    for seed (runtime/core/random.h), in C order.
+    CLIP's BPE tokenizer, id for id transformers.CLIPTokenizer(text, padding='max_length', max_length=max_length, truncation=True).
     """
 
-def philox4x32_10(counter: Sequence[int], key: Sequence[int]) -> list[int]: ...
+    def __init__(self, vocab_json: str, merges_txt: str, *, max_length: int = 77, pad_token: str = '<|endoftext|>') -> None:
+        """From the contents of vocab.json and merges.txt."""
+
+    @staticmethod
+    def from_dir(path: str, *, max_length: int = 77, pad_token: str = '<|endoftext|>') -> ClipTokenizer:
+        """
+        From a folder with vocab.json and merges.txt (or a pipeline folder with a tokenizer/ subfolder).
+        """
+
+    @overload
+    def encode(self, text: str) -> list[int]:
+        """bos + tokens + eos, truncated and padded to exactly max_length ids."""
+
+    @overload
+    def encode(self, text: bytes) -> list[int]:
+        """The same for UTF-8 bytes; ill-formed sequences read as U+FFFD."""
+
+    @overload
+    def encode_unpadded(self, text: str) -> list[int]:
+        """bos + tokens + eos, truncated to max_length ids, not padded."""
+
+    @overload
+    def encode_unpadded(self, text: bytes) -> list[int]:
+        """The same for UTF-8 bytes; ill-formed sequences read as U+FFFD."""
+
+    @overload
+    def tokenize(self, text: str) -> list[int]:
+        """Every token of the text: no bos/eos, no truncation."""
+
+    @overload
+    def tokenize(self, text: bytes) -> list[int]:
+        """The same for UTF-8 bytes; ill-formed sequences read as U+FFFD."""
+
+    @property
+    def bos_id(self) -> int: ...
+
+    @property
+    def eos_id(self) -> int: ...
+
+    @property
+    def pad_id(self) -> int: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def max_length(self) -> int: ...

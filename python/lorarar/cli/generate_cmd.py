@@ -1,0 +1,144 @@
+"""``lorarar generate``: one image from a bundle and a LoRA pair, with a timing breakdown.
+
+``--engine native`` runs the C++ engine (what phones run); ``--engine torch`` runs the PyTorch reference pipeline
+(diffusers, on the model the bundle was exported from) with the same scheduler, seed and merge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lorarar.cli.common import finite_float, non_negative_int
+from lorarar.errors import LoraError
+
+SCHEDULERS = ("ddim", "euler", "lcm")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("generate", help="generate an image with a merged LoRA pair")
+    p.add_argument("--bundle", type=Path, help="bundle folder from 'lorarar export' (default: the default world's)")
+    p.add_argument("--content", help="content LoRA: a file, or a subject of the default world")
+    p.add_argument("--style", help="style LoRA: a file, or a style of the default world")
+    p.add_argument("--method", choices=("hypernet", "direct"), default="hypernet", help="how the pair is merged")
+    p.add_argument("--prompt", help="default: the default world's prompt for the pair")
+    p.add_argument("--negative-prompt", default="")
+    p.add_argument("--steps", type=non_negative_int, default=25)
+    p.add_argument("--guidance", type=finite_float, default=5.0)
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="ddim")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--threads", type=non_negative_int, default=0, help="1: single-threaded; 0: all cores")
+    p.add_argument("--engine", choices=("native", "torch"), default="native")
+    p.add_argument("--json", action="store_true", help="print the timings as one JSON object")
+    p.add_argument("--out", type=Path, required=True, metavar="IMG.png")
+    p.set_defaults(run=run)
+
+
+def resolve_lora(value: str | None, kind: str) -> Path | None:
+    """A path, or a name from the default world's library."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.exists() or "/" in value or value.endswith(".safetensors"):
+        return path
+    from lorarar.world import catalog
+
+    paths = catalog.paths()
+    candidate = paths.content_lora(value) if kind == "content" else paths.style_lora(value)
+    if not candidate.exists():
+        raise LoraError(f"{value}: no such file, and no {kind} LoRA of that name in the default world")
+    return candidate
+
+
+def default_prompt(content: str | None, style: str | None) -> str:
+    from lorarar.world import catalog, styles, subjects
+
+    c = content if content in subjects.NAMED_SUBJECT_PARAMS else None
+    s = style if style in styles.NAMED_STYLES else None
+    if c and s:
+        return catalog.merged_prompt(c)
+    if c:
+        return catalog.content_prompt(c)
+    if s:
+        return catalog.style_prompt(catalog.STYLE_IMAGE_CLASS[s])
+    raise LoraError("--prompt is required unless --content/--style name the default world's LoRAs")
+
+
+def default_bundle() -> Path:
+    from lorarar.world import catalog
+
+    return catalog.repo_root() / "models" / "bundles" / "default-xnnpack"
+
+
+def save_png(image: np.ndarray, out: Path) -> None:
+    from PIL import Image
+
+    from lorarar.formats.atomic import atomic_file
+
+    with atomic_file(out) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+
+
+def generate_native(
+    args: argparse.Namespace, content: Path | None, style: Path | None, prompt: str, bundle: Path
+) -> tuple[np.ndarray, dict[str, float]]:
+    from lorarar._native import Context, Engine, LoraFile
+
+    t0 = time.perf_counter()
+    engine = Engine.load(str(bundle), args.threads)
+    ctx = Context.create(engine)
+    t_load = time.perf_counter()
+    loras = [LoraFile.load(str(p)) if p else None for p in (content, style)]
+    t_lora = time.perf_counter()
+    method = args.method if content and style else "single"
+    merge = ctx.set_loras(loras[0], loras[1], method)
+    image, timings, _ = ctx.generate(prompt, args.negative_prompt, args.steps, args.guidance, args.scheduler, args.seed)
+    out = {
+        "bundle_load_ms": (t_load - t0) * 1e3,
+        "lora_load_ms": (t_lora - t_load) * 1e3,
+        "merge_ms": merge["total_ms"],
+        "hypernet_ms": merge["hypernet_ms"],
+        "fold_ms": merge["fold_ms"],
+    }
+    out.update(timings)
+    out["end_to_end_ms"] = (time.perf_counter() - t_load) * 1e3
+    return np.asarray(image), out
+
+
+def run(args: argparse.Namespace) -> int:
+    content = resolve_lora(args.content, "content")
+    style = resolve_lora(args.style, "style")
+    if args.steps < 1:
+        raise LoraError("--steps must be at least 1")
+    prompt = args.prompt if args.prompt is not None else default_prompt(args.content, args.style)
+    bundle = args.bundle or default_bundle()
+    if args.engine == "native":
+        image, timings = generate_native(args, content, style, prompt, bundle)
+    else:
+        from lorarar.pipeline import generate_torch
+
+        image, timings = generate_torch(
+            bundle,
+            content,
+            style,
+            args.method,
+            prompt,
+            args.negative_prompt,
+            args.steps,
+            args.guidance,
+            args.scheduler,
+            args.seed,
+        )
+    save_png(image, args.out)
+    if args.json:
+        print(json.dumps({"engine": args.engine, "prompt": prompt, **timings}))
+    else:
+        print(f"{args.engine}: '{prompt}' -> {args.out}")
+        for key, value in timings.items():
+            print(f"  {key:>16}: {value:9.2f} ms")
+    return 0

@@ -1,0 +1,255 @@
+#include "engine/bundle.h"
+
+#include <algorithm>
+
+#include "core/sha256.h"
+#include "extension/mapped_file.h"
+
+namespace lorarar {
+
+size_t TensorSpec::numel() const {
+  size_t n = 1;
+  for (int64_t d : shape) n *= static_cast<size_t>(d);
+  return n;
+}
+
+const SlotLayer* LoraSlot::find(const std::string& module) const {
+  for (const auto& l : layers) {
+    if (l.module == module) return &l;
+  }
+  return nullptr;
+}
+
+bool HypernetSpec::is_merged(const std::string& module) const {
+  return std::any_of(merged.begin(), merged.end(), [&](const std::string& leaf) {
+    return module == leaf ||
+           (module.size() > leaf.size() && module.compare(module.size() - leaf.size(), leaf.size(), leaf) == 0 &&
+            module[module.size() - leaf.size() - 1] == '.');
+  });
+}
+
+std::string Bundle::path(const std::string& relative) const { return join_path(dir_, relative); }
+
+namespace {
+
+// Reads fields of the manifest, turning every missing or mistyped one into a
+// message naming its path in the document ("manifest.json: model.image_size ...").
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  Status fail(const std::string& where, const std::string& what) const {
+    return make_error(Error::kInvalidFile, file_ + ": " + where + " " + what);
+  }
+  Result<const json::Value*> get(const json::Value& obj, const std::string& key, const std::string& where) const {
+    const json::Value* v = obj.find(key);
+    if (!v) return fail(where + "." + key, "is missing");
+    return v;
+  }
+  Result<std::string> str(const json::Value& obj, const std::string& key, const std::string& where) const {
+    LORARAR_ASSIGN_OR_RETURN(const json::Value* v, get(obj, key, where));
+    if (!v->is_string()) return fail(where + "." + key, "is not a string");
+    return v->as_string();
+  }
+  Result<int64_t> integer(const json::Value& obj, const std::string& key, const std::string& where) const {
+    LORARAR_ASSIGN_OR_RETURN(const json::Value* v, get(obj, key, where));
+    if (!v->is_integer() || v->as_int() < 0) return fail(where + "." + key, "is not a non-negative integer");
+    return v->as_int();
+  }
+  Result<std::vector<int64_t>> ints(const json::Value& obj, const std::string& key, const std::string& where) const {
+    LORARAR_ASSIGN_OR_RETURN(const json::Value* v, get(obj, key, where));
+    if (!v->is_array()) return fail(where + "." + key, "is not an array");
+    std::vector<int64_t> out;
+    for (const auto& x : v->as_array()) {
+      if (!x.is_integer() || x.as_int() < 0) return fail(where + "." + key, "holds a non-integer");
+      out.push_back(x.as_int());
+    }
+    return out;
+  }
+  Result<std::vector<TensorSpec>> specs(const json::Value& obj, const std::string& key,
+                                        const std::string& where) const {
+    LORARAR_ASSIGN_OR_RETURN(const json::Value* v, get(obj, key, where));
+    if (!v->is_array()) return fail(where + "." + key, "is not an array");
+    std::vector<TensorSpec> out;
+    for (size_t i = 0; i < v->as_array().size(); ++i) {
+      const auto& t = v->as_array()[i];
+      const std::string w = where + "." + key + "[" + std::to_string(i) + "]";
+      TensorSpec spec;
+      LORARAR_ASSIGN_OR_RETURN(spec.name, str(t, "name", w));
+      LORARAR_ASSIGN_OR_RETURN(spec.shape, ints(t, "shape", w));
+      LORARAR_ASSIGN_OR_RETURN(spec.dtype, str(t, "dtype", w));
+      if (spec.dtype != "float32" && spec.dtype != "int64") return fail(w + ".dtype", "is not float32 or int64");
+      out.push_back(std::move(spec));
+    }
+    return out;
+  }
+
+ private:
+  std::string file_;
+};
+
+Status verify_files(const Bundle& bundle, const json::Value& files, const Reader& r) {
+  if (!files.is_object()) return r.fail("files", "is not an object");
+  for (const auto& [rel, entry] : files.as_object()) {
+    if (rel.empty() || rel[0] == '/' || rel.find("..") != std::string::npos) {
+      return r.fail("files", "lists a path outside the bundle: " + json::quote(rel));
+    }
+    const std::string full = bundle.path(rel);
+    LORARAR_ASSIGN_OR_RETURN(std::string want, r.str(entry, "sha256", "files." + rel));
+    LORARAR_ASSIGN_OR_RETURN(int64_t bytes, r.integer(entry, "bytes", "files." + rel));
+    auto map = MappedFile::open(full);
+    if (!map.ok()) return map.status().with_context(full);
+    if (static_cast<int64_t>(map.get()->size()) != bytes) {
+      return make_error(Error::kInvalidFile, full + ": " + std::to_string(map.get()->size()) +
+                                                 " bytes, manifest.json says " + std::to_string(bytes));
+    }
+    if (sha256_hex(map.get()->data(), map.get()->size()) != want) {
+      return make_error(Error::kInvalidFile, full + ": sha256 does not match manifest.json");
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
+  Bundle b;
+  b.dir_ = dir;
+  const std::string manifest_path = join_path(dir, "manifest.json");
+  if (!is_directory(dir)) return make_error(Error::kNotFound, dir + ": not a folder");
+  if (!file_exists(manifest_path)) {
+    return make_error(Error::kNotFound, dir + ": no manifest.json (not a bundle, or an unfinished export)");
+  }
+  LORARAR_ASSIGN_OR_RETURN(std::string text, read_text_file(manifest_path));
+  auto parsed = json::parse(text);
+  if (!parsed.ok()) return parsed.status().with_context(manifest_path);
+  const json::Value& m = parsed.get();
+  const Reader r(manifest_path);
+  if (!m.is_object()) return r.fail("the document", "is not an object");
+  LORARAR_ASSIGN_OR_RETURN(std::string format, r.str(m, "format", "manifest"));
+  if (format != "lorarar-bundle") return r.fail("format", "is " + json::quote(format) + ", not \"lorarar-bundle\"");
+  LORARAR_ASSIGN_OR_RETURN(int64_t version, r.integer(m, "format_version", "manifest"));
+  if (version != kFormatVersion) {
+    return make_error(Error::kUnsupported, manifest_path + ": format_version " + std::to_string(version) +
+                                               ", this engine reads " + std::to_string(kFormatVersion));
+  }
+  if (verify_checksums) {
+    LORARAR_ASSIGN_OR_RETURN(const json::Value* files, r.get(m, "files", "manifest"));
+    LORARAR_RETURN_IF_ERROR(verify_files(b, *files, r));
+  }
+
+  LORARAR_ASSIGN_OR_RETURN(const json::Value* backend, r.get(m, "backend", "manifest"));
+  LORARAR_ASSIGN_OR_RETURN(b.backend, r.str(*backend, "name", "backend"));
+  LORARAR_ASSIGN_OR_RETURN(b.format, r.str(*backend, "format", "backend"));
+  if (const json::Value* q = m.find("quantization"); q && q->find("mode") && q->find("mode")->is_string()) {
+    b.quantization = q->find("mode")->as_string();
+  }
+
+  LORARAR_ASSIGN_OR_RETURN(const json::Value* model, r.get(m, "model", "manifest"));
+  LORARAR_ASSIGN_OR_RETURN(auto image, r.ints(*model, "image_size", "model"));
+  LORARAR_ASSIGN_OR_RETURN(auto latent, r.ints(*model, "latent_shape", "model"));
+  if (image.size() != 2 || latent.size() != 3) return r.fail("model", "has malformed image_size or latent_shape");
+  b.image_height = static_cast<int>(image[0]);
+  b.image_width = static_cast<int>(image[1]);
+  b.latent_channels = static_cast<int>(latent[0]);
+  b.latent_height = static_cast<int>(latent[1]);
+  b.latent_width = static_cast<int>(latent[2]);
+  LORARAR_ASSIGN_OR_RETURN(const json::Value* scale, r.get(*model, "scaling_factor", "model"));
+  if (!scale->is_number()) return r.fail("model.scaling_factor", "is not a number");
+  b.scaling_factor = static_cast<float>(scale->as_double());
+  if (const json::Value* order = model->find("guidance_batch_order"); order && order->is_array()) {
+    b.uncond_first = !order->as_array().empty() && order->as_array()[0].is_string() &&
+                     order->as_array()[0].as_string() == "uncond";
+  }
+
+  LORARAR_ASSIGN_OR_RETURN(const json::Value* scheduler, r.get(m, "scheduler", "manifest"));
+  LORARAR_ASSIGN_OR_RETURN(const json::Value* sched_config, r.get(*scheduler, "config", "scheduler"));
+  b.scheduler_config = sched_config->dump();
+
+  LORARAR_ASSIGN_OR_RETURN(const json::Value* tokenizers, r.get(m, "tokenizers", "manifest"));
+  const json::Value* tok = tokenizers->find("tokenizer");
+  if (!tok || !tok->find("files") || !tok->find("files")->is_array()) {
+    return r.fail("tokenizers.tokenizer.files", "is missing");
+  }
+  for (const auto& f : tok->find("files")->as_array()) {
+    if (!f.is_string()) continue;
+    const std::string& s = f.as_string();
+    if (s.size() >= 10 && s.compare(s.size() - 10, 10, "vocab.json") == 0) b.tokenizer_vocab = s;
+    if (s.size() >= 10 && s.compare(s.size() - 10, 10, "merges.txt") == 0) b.tokenizer_merges = s;
+  }
+  if (b.tokenizer_vocab.empty() || b.tokenizer_merges.empty()) {
+    return r.fail("tokenizers.tokenizer.files", "lacks vocab.json or merges.txt");
+  }
+
+  LORARAR_ASSIGN_OR_RETURN(const json::Value* programs, r.get(m, "programs", "manifest"));
+  if (!programs->is_object()) return r.fail("programs", "is not an object");
+  for (const auto& [name, entry] : programs->as_object()) {
+    const std::string where = "programs." + name;
+    ProgramSpec p;
+    LORARAR_ASSIGN_OR_RETURN(const json::Value* files, r.get(entry, "files", where));
+    LORARAR_ASSIGN_OR_RETURN(const json::Value* methods, r.get(entry, "methods", where));
+    if (!files->is_object() || !methods->is_object()) return r.fail(where, "has malformed files or methods");
+    for (const auto& [method, io] : methods->as_object()) {
+      MethodSpec spec;
+      spec.name = method;
+      LORARAR_ASSIGN_OR_RETURN(spec.file, r.str(*files, method, where + ".files"));
+      LORARAR_ASSIGN_OR_RETURN(spec.inputs, r.specs(io, "inputs", where + ".methods." + method));
+      LORARAR_ASSIGN_OR_RETURN(spec.outputs, r.specs(io, "outputs", where + ".methods." + method));
+      p.methods.emplace(method, std::move(spec));
+    }
+    if (const json::Value* data = entry.find("data_file"); data && data->is_string()) p.data_file = data->as_string();
+    if (const json::Value* host = entry.find("runs_on_host"); host && host->is_bool()) p.runs_on_host = host->as_bool();
+    if (name == "hypernet") {
+      b.has_hypernet = true;
+      LORARAR_ASSIGN_OR_RETURN(b.hypernet.rank, r.integer(entry, "rank", where));
+      LORARAR_ASSIGN_OR_RETURN(const json::Value* config, r.get(entry, "config", where));
+      LORARAR_ASSIGN_OR_RETURN(const json::Value* merged, r.get(*config, "merged", where + ".config"));
+      for (const auto& leaf : merged->as_array()) {
+        if (leaf.is_string()) b.hypernet.merged.push_back(leaf.as_string());
+      }
+      LORARAR_ASSIGN_OR_RETURN(const json::Value* groups, r.get(entry, "merged_layers", where));
+      if (!groups->is_object()) return r.fail(where + ".merged_layers", "is not an object");
+      for (const auto& [method, g] : groups->as_object()) {
+        const std::string w = where + ".merged_layers." + method;
+        if (!p.methods.count(method)) return r.fail(w, "names no method of the program");
+        HypernetMethod hm;
+        hm.name = method;
+        LORARAR_ASSIGN_OR_RETURN(hm.out_features, r.integer(g, "out_features", w));
+        LORARAR_ASSIGN_OR_RETURN(hm.in_features, r.integer(g, "in_features", w));
+        LORARAR_ASSIGN_OR_RETURN(const json::Value* mods, r.get(g, "layers", w));
+        for (const auto& mod : mods->as_array()) {
+          if (!mod.is_string()) return r.fail(w + ".layers", "holds a non-string");
+          hm.layers.push_back(mod.as_string());
+        }
+        b.hypernet.methods.push_back(std::move(hm));
+      }
+    }
+    b.programs.emplace(name, std::move(p));
+  }
+  for (const char* required : {"text_encoder", "unet", "vae_decoder"}) {
+    if (!b.programs.count(required)) return r.fail("programs", std::string("has no ") + required);
+  }
+
+  LORARAR_ASSIGN_OR_RETURN(const json::Value* slot, r.get(m, "lora_slot", "manifest"));
+  LORARAR_ASSIGN_OR_RETURN(b.slot.max_rank, r.integer(*slot, "max_rank", "lora_slot"));
+  LORARAR_ASSIGN_OR_RETURN(const json::Value* layers, r.get(*slot, "layers", "lora_slot"));
+  if (!layers->is_array()) return r.fail("lora_slot.layers", "is not an array");
+  for (size_t i = 0; i < layers->as_array().size(); ++i) {
+    const auto& l = layers->as_array()[i];
+    const std::string w = "lora_slot.layers[" + std::to_string(i) + "]";
+    SlotLayer s;
+    LORARAR_ASSIGN_OR_RETURN(s.module, r.str(l, "module", w));
+    LORARAR_ASSIGN_OR_RETURN(s.in_features, r.integer(l, "in_features", w));
+    LORARAR_ASSIGN_OR_RETURN(s.out_features, r.integer(l, "out_features", w));
+    LORARAR_ASSIGN_OR_RETURN(s.rank, r.integer(l, "rank", w));
+    LORARAR_ASSIGN_OR_RETURN(s.a_offset, r.integer(l, "a_offset", w));
+    LORARAR_ASSIGN_OR_RETURN(s.b_offset, r.integer(l, "b_offset", w));
+    s.index = static_cast<int64_t>(i);
+    b.slot.a_size = std::max(b.slot.a_size, static_cast<size_t>(s.a_offset + s.rank * s.in_features));
+    b.slot.b_size = std::max(b.slot.b_size, static_cast<size_t>(s.b_offset + s.out_features * s.rank));
+    b.slot.layers.push_back(std::move(s));
+  }
+  return b;
+}
+
+}  // namespace lorarar

@@ -1,0 +1,91 @@
+// A bundle folder written by `lorarar export` (format "lorarar-bundle",
+// version 1; export/BUNDLE.md): manifest.json, the programs, tokenizer and
+// scheduler files. Opening it validates the manifest (and optionally every
+// file's size and sha256) before anything is loaded.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "core/result.h"
+
+namespace lorarar {
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::string dtype;  // "float32" | "int64"
+  size_t numel() const;
+};
+
+struct MethodSpec {
+  std::string name;
+  std::string file;  // relative to the bundle folder
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+};
+
+struct ProgramSpec {
+  std::map<std::string, MethodSpec> methods;
+  std::string data_file;  // external weights (.ptd), empty when inlined
+  bool runs_on_host = false;
+};
+
+struct SlotLayer {
+  std::string module;
+  int64_t in_features = 0, out_features = 0, rank = 0, index = 0, a_offset = 0, b_offset = 0;
+};
+
+struct LoraSlot {
+  int64_t max_rank = 0;
+  size_t a_size = 0, b_size = 0;
+  std::vector<SlotLayer> layers;  // slot order
+  const SlotLayer* find(const std::string& module) const;
+};
+
+// One hypernetwork method: all merged layers of one (out, in) shape.
+struct HypernetMethod {
+  std::string name;
+  int64_t out_features = 0, in_features = 0;
+  std::vector<std::string> layers;  // modules, in input order
+};
+
+struct HypernetSpec {
+  int64_t rank = 0;                  // factors are zero-padded to this rank
+  std::vector<std::string> merged;   // leaf names merged column-wise (others summed)
+  std::vector<HypernetMethod> methods;
+  bool is_merged(const std::string& module) const;
+};
+
+class Bundle {
+ public:
+  static constexpr int kFormatVersion = 1;
+
+  static Result<Bundle> open(const std::string& dir, bool verify_checksums);
+
+  const std::string& dir() const { return dir_; }
+  std::string path(const std::string& relative) const;
+
+  std::string backend;       // e.g. "xnnpack"
+  std::string format;        // "executorch" | "onnx" | "coreml"
+  std::string quantization;  // e.g. "none"
+  int image_width = 0, image_height = 0;
+  int latent_channels = 0, latent_height = 0, latent_width = 0;
+  float scaling_factor = 1.0f;
+  int text_max_length = 77;
+  bool uncond_first = true;  // guidance batch order [uncond, cond]
+  std::string scheduler_config;                   // JSON text
+  std::string tokenizer_vocab, tokenizer_merges;  // relative paths
+  std::map<std::string, ProgramSpec> programs;    // text_encoder, unet, vae_decoder, hypernet
+  LoraSlot slot;
+  bool has_hypernet = false;
+  HypernetSpec hypernet;
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace lorarar
