@@ -1,12 +1,18 @@
 // Bindings for the engine layer (ExecuTorch programs of a bundle).
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/function.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 
 #include "common.h"
+#include "engine/engine.h"
 #include "engine/program.h"
+#include "extension/lora_file.h"
 
 namespace nb = nanobind;
 using lorarar_py::raise;
@@ -24,7 +30,141 @@ Array to_array(lorarar::OwnedTensor&& t) {
 
 }  // namespace
 
+struct PyEngine {
+  std::shared_ptr<const lorarar::Engine> engine;
+};
+
+lorarar::SchedulerKind scheduler_from(const std::string& name) {
+  lorarar::SchedulerKind kind;
+  if (!lorarar::scheduler_kind_from_name(name, &kind)) {
+    raise(lorarar::Status(lorarar::Error::kInvalidArgument,
+                          "unknown scheduler " + lorarar::json::quote(name) + " (ddim, euler, lcm)"));
+  }
+  return kind;
+}
+
+lorarar::ApplyMethod apply_from(const std::string& name) {
+  if (name == "hypernet") return lorarar::ApplyMethod::kHypernet;
+  if (name == "direct") return lorarar::ApplyMethod::kDirect;
+  if (name == "single") return lorarar::ApplyMethod::kSingle;
+  raise(lorarar::Status(lorarar::Error::kInvalidArgument,
+                        "unknown method " + lorarar::json::quote(name) + " (hypernet, direct, single)"));
+}
+
 void bind_engine(nb::module_& m) {
+  nb::class_<PyEngine>(m, "Engine", "A loaded bundle: the native on-device pipeline (share it between threads).")
+      .def_static(
+          "load",
+          [](const std::string& dir, int n_threads, bool verify_checksums) {
+            lorarar::EngineOptions o;
+            o.n_threads = n_threads;
+            o.verify_checksums = verify_checksums;
+            nb::gil_scoped_release release;
+            return PyEngine{lorarar_py::unwrap(lorarar::Engine::load(dir, o))};
+          },
+          nb::arg("bundle_dir"), nb::arg("n_threads") = 0, nb::arg("verify_checksums") = true)
+      .def_prop_ro("image_size",
+                   [](const PyEngine& e) {
+                     return std::make_pair(e.engine->bundle().image_height, e.engine->bundle().image_width);
+                   })
+      .def_prop_ro("max_rank", [](const PyEngine& e) { return e.engine->bundle().slot.max_rank; })
+      .def_prop_ro("backend", [](const PyEngine& e) { return e.engine->bundle().backend; })
+      .def_prop_ro("has_hypernet", [](const PyEngine& e) { return e.engine->bundle().has_hypernet; })
+      .def(
+          "tokenize", [](const PyEngine& e, const std::string& prompt) { return e.engine->tokenizer().encode(prompt); },
+          nb::arg("prompt"))
+      .def(
+          "check_lora",
+          [](const PyEngine& e, const lorarar::LoraFile& lora) {
+            lorarar_py::check(e.engine->check_lora(lora.model()).with_context(lora.path()));
+          },
+          nb::arg("lora"));
+
+  nb::class_<lorarar::Context>(m, "Context", "Per-thread generation state: its own programs and LoRA slot.")
+      .def_static(
+          "create",
+          [](const PyEngine& e) {
+            nb::gil_scoped_release release;
+            return lorarar_py::unwrap(lorarar::Context::create(e.engine));
+          },
+          nb::arg("engine"))
+      .def(
+          "set_loras",
+          [](lorarar::Context& ctx, const lorarar::LoraFile* content, const lorarar::LoraFile* style,
+             const std::string& method, float content_scale, float style_scale) {
+            lorarar::ApplyOptions o;
+            o.method = apply_from(method);
+            o.content_scale = content_scale;
+            o.style_scale = style_scale;
+            lorarar::MergeTimings t;
+            lorarar::Status s;
+            {
+              nb::gil_scoped_release release;
+              s = ctx.set_loras(content ? &content->model() : nullptr, style ? &style->model() : nullptr, o, &t);
+            }
+            lorarar_py::check(s);
+            std::map<std::string, double> out = {
+                {"hypernet_ms", t.hypernet_ms}, {"fold_ms", t.fold_ms}, {"total_ms", t.total_ms}};
+            return out;
+          },
+          nb::arg("content").none(), nb::arg("style").none(), nb::arg("method") = "hypernet",
+          nb::arg("content_scale") = 1.0f, nb::arg("style_scale") = 1.0f,
+          "Merges the pair into the slot; returns the timings in ms.")
+      .def(
+          "hypernet_coefficients",
+          [](lorarar::Context& ctx, const lorarar::LoraFile& content, const lorarar::LoraFile& style) {
+            auto c = lorarar_py::unwrap(ctx.hypernet_coefficients(content.model(), style.model()));
+            return std::map<std::string, std::pair<std::vector<float>, std::vector<float>>>(c.begin(), c.end());
+          },
+          nb::arg("content"), nb::arg("style"))
+      .def_prop_ro("slot_a", [](const lorarar::Context& c) { return c.slot_a(); })
+      .def_prop_ro("slot_b", [](const lorarar::Context& c) { return c.slot_b(); })
+      .def(
+          "generate",
+          [](lorarar::Context& ctx, const std::string& prompt, const std::string& negative_prompt, int steps,
+             float guidance, const std::string& scheduler, uint64_t seed, std::function<bool(int, int)> progress,
+             bool trace) {
+            lorarar::GenerateOptions o;
+            o.prompt = prompt;
+            o.negative_prompt = negative_prompt;
+            o.steps = steps;
+            o.guidance = guidance;
+            o.scheduler = scheduler_from(scheduler);
+            o.seed = seed;
+            std::vector<float> latents;
+            if (trace) o.latent_trace = &latents;
+            const auto& b = ctx.engine().bundle();
+            const size_t h = static_cast<size_t>(b.image_height), w = static_cast<size_t>(b.image_width);
+            auto* pixels = new std::vector<uint8_t>(h * w * 3);
+            nb::capsule owner(pixels, [](void* p) noexcept { delete static_cast<std::vector<uint8_t>*>(p); });
+            lorarar::GenerateTimings t;
+            lorarar::Status s;
+            if (progress) {
+              // The callback is Python: hold the GIL only while calling it.
+              o.progress = [&progress](int step, int total) {
+                nb::gil_scoped_acquire gil;
+                return progress(step, total);
+              };
+            }
+            {
+              nb::gil_scoped_release release;
+              s = ctx.generate(o, pixels->data(), pixels->size(), &t);
+            }
+            lorarar_py::check(s);
+            size_t shape[3] = {h, w, 3};
+            nb::ndarray<nb::numpy, uint8_t> image(pixels->data(), 3, shape, owner);
+            std::map<std::string, double> timings = {{"text_encoder_ms", t.text_encoder_ms},
+                                                     {"denoise_ms", t.denoise_ms},
+                                                     {"step_ms_median", t.step_ms_median},
+                                                     {"decode_ms", t.decode_ms},
+                                                     {"total_ms", t.total_ms}};
+            return nb::make_tuple(image, timings, latents);
+          },
+          nb::arg("prompt"), nb::arg("negative_prompt") = "", nb::arg("steps") = 25, nb::arg("guidance") = 5.0f,
+          nb::arg("scheduler") = "ddim", nb::arg("seed") = 0, nb::arg("progress").none() = nb::none(),
+          nb::arg("trace") = false, "Returns (image HxWx3 uint8, timings in ms, latents after each step if trace).")
+      .def("cancel", &lorarar::Context::cancel);
+
   nb::class_<lorarar::ProgramRunner>(m, "Program", "An ExecuTorch program (.pte), run by the native engine.")
       .def_static(
           "open",

@@ -1,6 +1,6 @@
 """Native LoRA engine: formats, merge, fuse"""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, overload
 
 import numpy
@@ -117,9 +117,133 @@ class Adapter:
 
     def fuse_unet_dir(self, base: BaseModel, out_dir: str, scale: float = 1.0, threads: int = 0, kernel: str = 'auto') -> None: ...
 
+class Engine:
+    """
+    A loaded bundle: the native on-device pipeline (share it between threads).
+    """
+
+    @staticmethod
+    def load(bundle_dir: str, n_threads: int = 0, verify_checksums: bool = True) -> Engine: ...
+
+    @property
+    def image_size(self) -> tuple[int, int]: ...
+
+    @property
+    def max_rank(self) -> int: ...
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def has_hypernet(self) -> bool: ...
+
+    def tokenize(self, prompt: str) -> list[int]: ...
+
+    def check_lora(self, lora: LoraFile) -> None: ...
+
+class Context:
+    """Per-thread generation state: its own programs and LoRA slot."""
+
+    @staticmethod
+    def create(engine: Engine) -> Context: ...
+
+    def set_loras(self, content: LoraFile | None, style: LoraFile | None, method: str = 'hypernet', content_scale: float = 1.0, style_scale: float = 1.0) -> dict[str, float]:
+        """Merges the pair into the slot; returns the timings in ms."""
+
+    def hypernet_coefficients(self, content: LoraFile, style: LoraFile) -> dict[str, tuple[list[float], list[float]]]: ...
+
+    @property
+    def slot_a(self) -> list[float]: ...
+
+    @property
+    def slot_b(self) -> list[float]: ...
+
+    def generate(self, prompt: str, negative_prompt: str = '', steps: int = 25, guidance: float = 5.0, scheduler: str = 'ddim', seed: int = 0, progress: Callable[[int, int], bool] | None = None, trace: bool = False) -> tuple:
+        """
+        Returns (image HxWx3 uint8, timings in ms, latents after each step if trace).
+        """
+
+    def cancel(self) -> None: ...
+
+class Program:
+    """An ExecuTorch program (.pte), run by the native engine."""
+
+    @staticmethod
+    def open(pte: str, ptd: str = '', methods: Sequence[str] = ['forward']) -> Program: ...
+
+    @property
+    def method_names(self) -> list[str]: ...
+
+    def run(self, method: str, inputs: Sequence[Annotated[NDArray, dict(order='C', device='cpu')]]) -> list[NDArray[numpy.float32]]:
+        """Runs a method on C-contiguous float32/int64 arrays."""
+
 def load_coefficients(path: str) -> dict[str, tuple[list[float], list[float]]]: ...
 
 def save_coefficients(coefficients: Mapping[str, tuple[Annotated[NDArray[numpy.float32], dict(shape=(None,), order='C', device='cpu', writable=False)], Annotated[NDArray[numpy.float32], dict(shape=(None,), order='C', device='cpu', writable=False)]]], path: str) -> None: ...
+
+class Scheduler:
+    """
+    A diffusion scheduler matching diffusers' DDIMScheduler, EulerDiscreteScheduler or
+    LCMScheduler for the same scheduler_config.json. Arrays are float32, any shape.
+    """
+
+    def __init__(self, kind: str, config_json: str = '{}') -> None:
+        """
+        kind: ddim, euler, lcm (or DDIMScheduler, EulerDiscreteScheduler, LCMScheduler); config_json: the
+        text of a diffusers scheduler_config.json, missing fields taking the class's defaults.
+        """
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def num_train_timesteps(self) -> int: ...
+
+    @property
+    def alphas_cumprod(self) -> NDArray[numpy.float32]: ...
+
+    def set_timesteps(self, num_inference_steps: int) -> None: ...
+
+    @property
+    def num_inference_steps(self) -> int:
+        """The steps to run: len(timesteps)."""
+
+    @property
+    def timesteps(self) -> NDArray[numpy.float32]:
+        """diffusers' scheduler.timesteps as float32 (integers for DDIM and LCM)."""
+
+    @property
+    def sigmas(self) -> NDArray[numpy.float32]:
+        """Euler's sigmas (len(timesteps) + 1); empty for DDIM and LCM."""
+
+    @property
+    def init_noise_sigma(self) -> float: ...
+
+    @property
+    def eta(self) -> float:
+        """DDIM's eta (other kinds: 0 only)."""
+
+    @eta.setter
+    def eta(self, arg: float, /) -> None: ...
+
+    def step_needs_noise(self, step_index: int) -> bool: ...
+
+    def scale_model_input(self, sample: Annotated[NDArray[numpy.float32], dict(order='C', device='cpu', writable=False)], step_index: int) -> NDArray[numpy.float32]:
+        """scheduler.scale_model_input(sample, timesteps[step_index])."""
+
+    def step(self, model_output: Annotated[NDArray[numpy.float32], dict(order='C', device='cpu', writable=False)], sample: Annotated[NDArray[numpy.float32], dict(order='C', device='cpu', writable=False)], step_index: int, noise: Annotated[NDArray[numpy.float32], dict(order='C', device='cpu', writable=False)] | None = None) -> NDArray[numpy.float32]:
+        """
+        scheduler.step(model_output, timesteps[step_index], sample).prev_sample, as a new array; noise: the
+        standard normal noise the step draws where step_needs_noise(step_index).
+        """
+
+def randn(seed: int, shape: Sequence[int], offset: int = 0) -> NDArray[numpy.float32]:
+    """
+    Standard normal float32 values number offset, offset + 1, ... of the engine's Philox4x32-10 stream
+    for seed (runtime/core/random.h), in C order.
+    """
+
+def philox4x32_10(counter: Sequence[int], key: Sequence[int]) -> list[int]: ...
 
 class ClipTokenizer:
     """

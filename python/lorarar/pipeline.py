@@ -110,7 +110,7 @@ def run_reference(
         if lora is not None:
             pipe.unfuse_lora()
             pipe.unload_lora_weights()
-    return (np.clip(images[0], 0, 1) * 255).round().astype(np.uint8)
+    return np.asarray((np.clip(images[0], 0, 1) * 255).round(), dtype=np.uint8)
 
 
 def merged_lora(content: Path | None, style: Path | None, method: str, hypernet: Path | None, tmp: Path) -> Path | None:

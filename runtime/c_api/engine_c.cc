@@ -108,7 +108,8 @@ lorarar_status lorarar_context_set_loras(lorarar_context* ctx, const lorarar_lor
     if (!s.is_ok()) {
       // Name the file the problem is in where one LoRA alone is at fault.
       for (const lorarar_lora* l : {content, style}) {
-        if (l && !ctx->context->engine().check_lora(l->file->model()).is_ok()) return fail(s.with_context(l->file->path()));
+        if (l && !ctx->context->engine().check_lora(l->file->model()).is_ok())
+          return fail(s.with_context(l->file->path()));
       }
       return fail(s);
     }

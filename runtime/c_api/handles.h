@@ -54,7 +54,7 @@ lorarar_status guarded(Fn&& fn) {
 
 }  // namespace lorarar::c_api
 
-#define LORARAR_CHECK_ARG(cond, what)                                               \
-  do {                                                                              \
+#define LORARAR_CHECK_ARG(cond, what)                                                       \
+  do {                                                                                      \
     if (!(cond)) return ::lorarar::c_api::fail(::lorarar::Error::kInvalidArgument, (what)); \
   } while (0)

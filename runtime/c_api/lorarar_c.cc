@@ -1,67 +1,26 @@
-// The C API over the C++ core: converts Status to lorarar_status plus a
-// thread-local message, and keeps every C++ exception (bad_alloc included)
-// on this side of the boundary.
+// The C API over the C++ core (LoRA files, merging, fusing); engine_c.cc
+// has the engine's functions.
 #include <cstring>
-#include <exception>
 #include <memory>
-#include <new>
 #include <string>
 #include <vector>
 
-#include "core/adapter.h"
+#include "c_api/handles.h"
 #include "core/fuse.h"
 #include "extension/adapter_io.h"
-#include "extension/lora_file.h"
-#include "extension/unet_dir.h"
-#include "lorarar/lorarar.h"
 #include "lorarar/version.h"
 
 using namespace lorarar;
 
-struct lorarar_base {
-  std::shared_ptr<const UNetDir> unet;
-};
-struct lorarar_lora {
-  std::shared_ptr<const LoraFile> file;
-};
-struct lorarar_coeffs {
-  ColumnCoefficients coefficients;
-};
-struct lorarar_adapter {
-  Adapter adapter;
-  std::vector<std::shared_ptr<const LoraFile>> sources;  // keep the factors' maps alive
-};
+std::string& lorarar::c_api::last_error() {
+  thread_local std::string message;
+  return message;
+}
 
 namespace {
 
-thread_local std::string g_last_error;
-
-lorarar_status to_c(Error e) { return static_cast<lorarar_status>(static_cast<int>(e)); }
-
-lorarar_status fail(const Status& s) {
-  g_last_error = s.message();
-  return to_c(s.code());
-}
-lorarar_status fail(Error e, const std::string& message) { return fail(Status(e, message)); }
-
-template <typename Fn>
-lorarar_status guarded(Fn&& fn) {
-  try {
-    g_last_error.clear();
-    return fn();
-  } catch (const std::bad_alloc&) {
-    return fail(Error::kOutOfMemory, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(Error::kInternal, std::string("internal error: ") + e.what());
-  } catch (...) {
-    return fail(Error::kInternal, "internal error");
-  }
-}
-
-#define LORARAR_CHECK_ARG(cond, what)                          \
-  do {                                                         \
-    if (!(cond)) return fail(Error::kInvalidArgument, (what)); \
-  } while (0)
+using c_api::fail;
+using c_api::guarded;
 
 void fill_info(const LoraLayer& l, lorarar_layer_info* out) {
   out->module = l.module.c_str();
@@ -118,7 +77,7 @@ const char* lorarar_status_string(lorarar_status status) {
   return "unknown status";
 }
 
-const char* lorarar_last_error(void) { return g_last_error.c_str(); }
+const char* lorarar_last_error(void) { return c_api::last_error().c_str(); }
 
 lorarar_status lorarar_base_open_unet(const char* dir, lorarar_base** out) {
   return guarded([&] {

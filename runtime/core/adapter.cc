@@ -41,12 +41,11 @@ void AdapterLayer::pack_a(int64_t row0, int64_t rows, int64_t col0, int64_t cols
   }
 }
 
-void AdapterLayer::pack_b(float* dst) const {
-  const int64_t r_total = rank();
+void AdapterLayer::pack_b(float* dst, int64_t ld) const {
   int64_t col = 0;
   for (const auto& p : parts) {
     for (int64_t i = 0; i < out_features; ++i) {
-      convert_row(p.up, static_cast<size_t>(i * p.rank), static_cast<size_t>(p.rank), 1.0f, dst + i * r_total + col);
+      convert_row(p.up, static_cast<size_t>(i * p.rank), static_cast<size_t>(p.rank), 1.0f, dst + i * ld + col);
     }
     col += p.rank;
   }

@@ -39,8 +39,10 @@ struct AdapterLayer {
   // Rows [row0, row0 + rows) of A' restricted to columns [col0, col0 + cols),
   // as float32 into dst (row stride ld).
   void pack_a(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t ld) const;
-  // All of B' (out x rank) as float32, row-major.
-  void pack_b(float* dst) const;
+  // All of B' (out x rank) as float32, row-major with row stride ld >= rank
+  // (the LoRA slot's rows are max-rank wide).
+  void pack_b(float* dst, int64_t ld) const;
+  void pack_b(float* dst) const { pack_b(dst, rank()); }
 };
 
 struct Adapter {

@@ -158,8 +158,8 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
   if (!scale->is_number()) return r.fail("model.scaling_factor", "is not a number");
   b.scaling_factor = static_cast<float>(scale->as_double());
   if (const json::Value* order = model->find("guidance_batch_order"); order && order->is_array()) {
-    b.uncond_first = !order->as_array().empty() && order->as_array()[0].is_string() &&
-                     order->as_array()[0].as_string() == "uncond";
+    b.uncond_first =
+        !order->as_array().empty() && order->as_array()[0].is_string() && order->as_array()[0].as_string() == "uncond";
   }
 
   LORARAR_ASSIGN_OR_RETURN(const json::Value* scheduler, r.get(m, "scheduler", "manifest"));

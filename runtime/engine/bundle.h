@@ -54,8 +54,8 @@ struct HypernetMethod {
 };
 
 struct HypernetSpec {
-  int64_t rank = 0;                  // factors are zero-padded to this rank
-  std::vector<std::string> merged;   // leaf names merged column-wise (others summed)
+  int64_t rank = 0;                 // factors are zero-padded to this rank
+  std::vector<std::string> merged;  // leaf names merged column-wise (others summed)
   std::vector<HypernetMethod> methods;
   bool is_merged(const std::string& module) const;
 };
@@ -76,7 +76,7 @@ class Bundle {
   int latent_channels = 0, latent_height = 0, latent_width = 0;
   float scaling_factor = 1.0f;
   int text_max_length = 77;
-  bool uncond_first = true;  // guidance batch order [uncond, cond]
+  bool uncond_first = true;                       // guidance batch order [uncond, cond]
   std::string scheduler_config;                   // JSON text
   std::string tokenizer_vocab, tokenizer_merges;  // relative paths
   std::map<std::string, ProgramSpec> programs;    // text_encoder, unet, vae_decoder, hypernet

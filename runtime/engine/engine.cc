@@ -18,7 +18,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-std::vector<int32_t> shape_of(const TensorSpec& spec) { return std::vector<int32_t>(spec.shape.begin(), spec.shape.end()); }
+std::vector<int32_t> shape_of(const TensorSpec& spec) {
+  return std::vector<int32_t>(spec.shape.begin(), spec.shape.end());
+}
 
 // The single method of a program, or the one named `preferred`.
 Result<const MethodSpec*> method_of(const ProgramSpec& p, const std::string& program, const char* preferred) {
@@ -48,8 +50,9 @@ Result<std::shared_ptr<const Engine>> Engine::load(const std::string& bundle_dir
   if (options.n_threads < 0) return make_error(Error::kInvalidArgument, "n_threads must be >= 0");
   LORARAR_ASSIGN_OR_RETURN(Bundle bundle, Bundle::open(bundle_dir, options.verify_checksums));
   if (bundle.format != "executorch") {
-    return make_error(Error::kUnsupported, bundle_dir + ": a " + bundle.format +
-                                               " bundle; the native engine runs ExecuTorch bundles (--backend xnnpack)");
+    return make_error(
+        Error::kUnsupported,
+        bundle_dir + ": a " + bundle.format + " bundle; the native engine runs ExecuTorch bundles (--backend xnnpack)");
   }
   for (const auto& [name, p] : bundle.programs) {
     if (!p.runs_on_host) {
@@ -78,11 +81,10 @@ Status Engine::check_lora(const LoraModel& lora) const {
       return make_error(Error::kNotFound, "layer " + json::quote(layer.module) + " is not in the bundle's LoRA slot");
     }
     if (slot->in_features != layer.in_features || slot->out_features != layer.out_features) {
-      return make_error(Error::kInvalidArgument, "layer " + json::quote(layer.module) + " is " +
-                                                     std::to_string(layer.in_features) + " -> " +
-                                                     std::to_string(layer.out_features) + ", the bundle's is " +
-                                                     std::to_string(slot->in_features) + " -> " +
-                                                     std::to_string(slot->out_features));
+      return make_error(Error::kInvalidArgument,
+                        "layer " + json::quote(layer.module) + " is " + std::to_string(layer.in_features) + " -> " +
+                            std::to_string(layer.out_features) + ", the bundle's is " +
+                            std::to_string(slot->in_features) + " -> " + std::to_string(slot->out_features));
     }
     if (layer.rank > slot->rank) {
       return make_error(Error::kInvalidArgument, "layer " + json::quote(layer.module) + " has rank " +
@@ -99,7 +101,9 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Engine> e
   LORARAR_ASSIGN_OR_RETURN(ctx->text_, open_program(b, "text_encoder"));
   LORARAR_ASSIGN_OR_RETURN(ctx->unet_, open_program(b, "unet"));
   LORARAR_ASSIGN_OR_RETURN(ctx->vae_, open_program(b, "vae_decoder"));
-  if (b.has_hypernet) LORARAR_ASSIGN_OR_RETURN(ctx->hypernet_, open_program(b, "hypernet"));
+  if (b.has_hypernet) {
+    LORARAR_ASSIGN_OR_RETURN(ctx->hypernet_, open_program(b, "hypernet"));
+  }
   LORARAR_ASSIGN_OR_RETURN(const MethodSpec* text, method_of(b.programs.at("text_encoder"), "text_encoder", "forward"));
   LORARAR_ASSIGN_OR_RETURN(const MethodSpec* unet, method_of(b.programs.at("unet"), "unet", "forward"));
   LORARAR_ASSIGN_OR_RETURN(const MethodSpec* vae, method_of(b.programs.at("vae_decoder"), "vae_decoder", "forward"));
@@ -138,8 +142,8 @@ Result<ColumnCoefficients> Context::hypernet_coefficients(const LoraModel& conte
         if (!layer) continue;
         if (layer->rank > r) {
           return make_error(Error::kInvalidArgument, "layer " + json::quote(layer->module) + " has rank " +
-                                                         std::to_string(layer->rank) +
-                                                         ", above the hypernetwork's " + std::to_string(r));
+                                                         std::to_string(layer->rank) + ", above the hypernetwork's " +
+                                                         std::to_string(r));
         }
         // The published hypernetwork reads dW = scale * B A: fold the LoRA's scale into A.
         AdapterLayer view;
@@ -161,7 +165,7 @@ Result<ColumnCoefficients> Context::hypernet_coefficients(const LoraModel& conte
       if (!both[static_cast<size_t>(i)]) continue;
       const float* row = m.data() + i * 2 * n_in;
       out[hm.layers[static_cast<size_t>(i)]] = {std::vector<float>(row, row + n_in),
-                                                 std::vector<float>(row + n_in, row + 2 * n_in)};
+                                                std::vector<float>(row + n_in, row + 2 * n_in)};
     }
   }
   return out;
@@ -171,7 +175,8 @@ Status Context::set_adapter(const Adapter& adapter) {
   const LoraSlot& slot = engine_->bundle().slot;
   for (const auto& layer : adapter.layers) {  // validate everything before touching the buffers
     const SlotLayer* s = slot.find(layer.module);
-    if (!s) return make_error(Error::kNotFound, "layer " + json::quote(layer.module) + " is not in the bundle's LoRA slot");
+    if (!s)
+      return make_error(Error::kNotFound, "layer " + json::quote(layer.module) + " is not in the bundle's LoRA slot");
     if (s->in_features != layer.in_features || s->out_features != layer.out_features) {
       return make_error(Error::kInvalidArgument, "layer " + json::quote(layer.module) + " does not fit its slot");
     }
@@ -259,8 +264,9 @@ Status Context::generate(const GenerateOptions& options, uint8_t* rgb, size_t rg
   const MethodSpec& text = b.programs.at("text_encoder").methods.at(text_method_);
   const size_t emb_size = text.outputs.at(0).numel();
   if (unet.inputs.size() != 5 || unet.inputs[0].shape.empty() || unet.inputs[0].shape[0] != 2) {
-    return make_error(Error::kUnsupported, b.dir() + ": the UNet program's inputs are not "
-                                                     "(sample[2,...], timestep, encoder_hidden_states, lora_a, lora_b)");
+    return make_error(Error::kUnsupported, b.dir() +
+                                               ": the UNet program's inputs are not "
+                                               "(sample[2,...], timestep, encoder_hidden_states, lora_a, lora_b)");
   }
   // Classifier-free guidance batch: [uncond, cond] (or the order the manifest gives).
   std::vector<float> embeddings(2 * emb_size);
@@ -292,7 +298,8 @@ Status Context::generate(const GenerateOptions& options, uint8_t* rgb, size_t rg
     std::memcpy(model_in.data(), latents.data(), n * sizeof(float));
     LORARAR_RETURN_IF_ERROR(scheduler->scale_model_input(model_in.data(), n, i));
     std::memcpy(model_in.data() + n, model_in.data(), n * sizeof(float));
-    const float ts[2] = {scheduler->timesteps()[static_cast<size_t>(i)], scheduler->timesteps()[static_cast<size_t>(i)]};
+    const float ts[2] = {scheduler->timesteps()[static_cast<size_t>(i)],
+                         scheduler->timesteps()[static_cast<size_t>(i)]};
     LORARAR_RETURN_IF_ERROR(run(*unet_, unet_method_,
                                 {{model_in.data(), shape_of(unet.inputs[0])},
                                  {ts, shape_of(unet.inputs[1])},
@@ -325,8 +332,8 @@ Status Context::generate(const GenerateOptions& options, uint8_t* rgb, size_t rg
   for (float& v : latents) v /= b.scaling_factor;
   std::vector<float> image(pixels * 3);
   const MethodSpec& vae = b.programs.at("vae_decoder").methods.at(vae_method_);
-  LORARAR_RETURN_IF_ERROR(run(*vae_, vae_method_, {{latents.data(), shape_of(vae.inputs.at(0))}},
-                              {{image.data(), image.size()}}));
+  LORARAR_RETURN_IF_ERROR(
+      run(*vae_, vae_method_, {{latents.data(), shape_of(vae.inputs.at(0))}}, {{image.data(), image.size()}}));
   // (1, 3, H, W) in [-1, 1] -> H x W x RGB8, rounding as diffusers' numpy_to_pil does.
   for (size_t c = 0; c < 3; ++c) {
     for (size_t p = 0; p < pixels; ++p) {

@@ -181,6 +181,109 @@ LORARAR_API lorarar_status lorarar_fuse_weights(const lorarar_adapter* adapter, 
 LORARAR_API lorarar_status lorarar_fuse_unet_dir(const lorarar_base* base, const lorarar_adapter* adapter,
                                                  const char* out_dir, const lorarar_fuse_params* params);
 
+/* -------------------------------------------------------------------- engine
+ * A bundle made by `lorarar export`: text encoder, UNet with a LoRA slot, VAE
+ * decoder and the merging hypernetwork as ExecuTorch programs, plus tokenizer
+ * and scheduler config. The engine is loaded once and is immutable: share it
+ * between threads. Each thread generates through its own context, which holds
+ * the current LoRA pair (the folded adapter in the UNet's LoRA slot) and
+ * scratch memory. Switching the pair never reloads base weights. */
+typedef struct lorarar_engine lorarar_engine;
+typedef struct lorarar_context lorarar_context;
+
+typedef struct lorarar_engine_params {
+  int n_threads;          /* default 0: one per hardware thread */
+  int verify_checksums;   /* default 1: sha256 of every bundle file against the manifest */
+} lorarar_engine_params;
+
+LORARAR_API lorarar_engine_params lorarar_engine_default_params(void);
+LORARAR_API lorarar_status lorarar_engine_load(const char* bundle_dir, const lorarar_engine_params* params,
+                                               lorarar_engine** out);
+LORARAR_API void lorarar_engine_free(lorarar_engine* engine);
+
+typedef struct lorarar_engine_info {
+  int image_width, image_height;   /* output RGB8 size */
+  int latent_channels, latent_width, latent_height;
+  int max_rank;                    /* the LoRA slot's rank: r_content + r_style must fit */
+  size_t num_lora_targets;         /* layers of the LoRA slot */
+  const char* backend;             /* e.g. "xnnpack" */
+  const char* quantization;        /* e.g. "none", "int8" */
+  int has_hypernet;
+} lorarar_engine_info;
+
+LORARAR_API lorarar_status lorarar_engine_get_info(const lorarar_engine* engine, lorarar_engine_info* out);
+
+/* Checks that a LoRA's layers are all in the bundle's LoRA slot, with matching
+ * shapes; the message names the first layer that is not. */
+LORARAR_API lorarar_status lorarar_engine_check_lora(const lorarar_engine* engine, const lorarar_lora* lora);
+
+LORARAR_API lorarar_status lorarar_context_create(lorarar_engine* engine, lorarar_context** out);
+LORARAR_API void lorarar_context_free(lorarar_context* ctx);
+
+typedef enum lorarar_apply_method {
+  LORARAR_APPLY_HYPERNET = 0, /* LoRA.rar coefficients on the merged layers, others summed (default) */
+  LORARAR_APPLY_DIRECT = 1,   /* content_scale * content + style_scale * style */
+  LORARAR_APPLY_SINGLE = 2    /* the content LoRA alone (style may be NULL) */
+} lorarar_apply_method;
+
+typedef struct lorarar_apply_params {
+  lorarar_apply_method method;
+  float content_scale; /* default 1 */
+  float style_scale;   /* default 1 */
+} lorarar_apply_params;
+
+typedef struct lorarar_merge_timings {
+  double hypernet_ms; /* coefficient prediction */
+  double fold_ms;     /* folding into the slot's buffers */
+  double total_ms;
+} lorarar_merge_timings;
+
+LORARAR_API lorarar_apply_params lorarar_apply_default_params(void);
+/* Merges the pair and loads it into this context's LoRA slot (content may be
+ * NULL with SINGLE to clear the slot). `timings` may be NULL. */
+LORARAR_API lorarar_status lorarar_context_set_loras(lorarar_context* ctx, const lorarar_lora* content,
+                                                     const lorarar_lora* style, const lorarar_apply_params* params,
+                                                     lorarar_merge_timings* timings);
+/* Loads an already merged adapter (e.g. from lorarar_merge) into the slot. */
+LORARAR_API lorarar_status lorarar_context_set_adapter(lorarar_context* ctx, const lorarar_adapter* adapter);
+
+typedef enum lorarar_scheduler_kind {
+  LORARAR_SCHEDULER_DDIM = 0,
+  LORARAR_SCHEDULER_EULER = 1,
+  LORARAR_SCHEDULER_LCM = 2
+} lorarar_scheduler_kind;
+
+/* Called after each denoising step; return non-zero to cancel the generation. */
+typedef int (*lorarar_progress_fn)(int step, int total_steps, void* user_data);
+
+typedef struct lorarar_generate_params {
+  const char* prompt;
+  const char* negative_prompt;   /* default "" */
+  int steps;                     /* default 25 */
+  float guidance;                /* default 5; <= 1 disables classifier-free guidance */
+  lorarar_scheduler_kind scheduler;
+  uint64_t seed;                 /* same seed, same image */
+  lorarar_progress_fn progress;  /* may be NULL */
+  void* user_data;
+} lorarar_generate_params;
+
+typedef struct lorarar_generate_timings {
+  double text_encoder_ms;
+  double denoise_ms;      /* all steps */
+  double step_ms_median;
+  double decode_ms;
+  double total_ms;
+} lorarar_generate_timings;
+
+LORARAR_API lorarar_generate_params lorarar_generate_default_params(void);
+/* Writes image_height x image_width x 3 bytes (RGB8, row-major) into `rgb`,
+ * which holds rgb_size bytes. Returns LORARAR_ERR_CANCELLED when the progress
+ * callback or lorarar_context_cancel stopped it (rgb is then left untouched). */
+LORARAR_API lorarar_status lorarar_generate(lorarar_context* ctx, const lorarar_generate_params* params, uint8_t* rgb,
+                                            size_t rgb_size, lorarar_generate_timings* timings);
+/* Asks a running lorarar_generate on ctx to stop after its current step; safe from any thread. */
+LORARAR_API void lorarar_context_cancel(lorarar_context* ctx);
+
 #ifdef __cplusplus
 }
 #endif
