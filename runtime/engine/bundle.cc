@@ -207,16 +207,15 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
       for (const auto& leaf : merged->as_array()) {
         if (leaf.is_string()) b.hypernet.merged.push_back(leaf.as_string());
       }
-      LORARAR_ASSIGN_OR_RETURN(const json::Value* groups, r.get(entry, "merged_layers", where));
-      if (!groups->is_object()) return r.fail(where + ".merged_layers", "is not an object");
-      for (const auto& [method, g] : groups->as_object()) {
-        const std::string w = where + ".merged_layers." + method;
-        if (!p.methods.count(method)) return r.fail(w, "names no method of the program");
+      // Each method entry holds its I/O specs and the merged layers it serves.
+      for (const auto& [method, info] : methods->as_object()) {
+        const std::string w = where + ".methods." + method;
         HypernetMethod hm;
         hm.name = method;
-        LORARAR_ASSIGN_OR_RETURN(hm.out_features, r.integer(g, "out_features", w));
-        LORARAR_ASSIGN_OR_RETURN(hm.in_features, r.integer(g, "in_features", w));
-        LORARAR_ASSIGN_OR_RETURN(const json::Value* mods, r.get(g, "layers", w));
+        LORARAR_ASSIGN_OR_RETURN(hm.out_features, r.integer(info, "out_features", w));
+        LORARAR_ASSIGN_OR_RETURN(hm.in_features, r.integer(info, "in_features", w));
+        LORARAR_ASSIGN_OR_RETURN(const json::Value* mods, r.get(info, "layers", w));
+        if (!mods->is_array()) return r.fail(w + ".layers", "is not an array");
         for (const auto& mod : mods->as_array()) {
           if (!mod.is_string()) return r.fail(w + ".layers", "holds a non-string");
           hm.layers.push_back(mod.as_string());

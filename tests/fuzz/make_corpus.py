@@ -24,22 +24,43 @@ def main() -> None:
     a, b = pair(8, 8)
     c, d = pair(12, 8, torch.float16)
     meta = {"lora_adapter_metadata": json.dumps({"unet.lora_alpha": 4, "unet.alpha_pattern": {"attn2.to_k": 1}})}
-    save_file({f"unet.{Q}.lora_A.weight": a, f"unet.{Q}.lora_B.weight": b, f"unet.{K}.lora_A.weight": c,
-               f"unet.{K}.lora_B.weight": d}, str(OUT / "peft.safetensors"), metadata=meta)
-    save_file({f"unet.unet.{Q}.lora.down.weight": a, f"unet.unet.{Q}.lora.up.weight": b},
-              str(OUT / "legacy.safetensors"))
+    save_file(
+        {
+            f"unet.{Q}.lora_A.weight": a,
+            f"unet.{Q}.lora_B.weight": b,
+            f"unet.{K}.lora_A.weight": c,
+            f"unet.{K}.lora_B.weight": d,
+        },
+        str(OUT / "peft.safetensors"),
+        metadata=meta,
+    )
+    save_file(
+        {f"unet.unet.{Q}.lora.down.weight": a, f"unet.unet.{Q}.lora.up.weight": b}, str(OUT / "legacy.safetensors")
+    )
     kq = "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q"
-    save_file({f"{kq}.lora_down.weight": a.bfloat16(), f"{kq}.lora_up.weight": b.bfloat16(),
-               f"{kq}.alpha": torch.tensor(1.0),
-               "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": torch.zeros(1, 2)},
-              str(OUT / "kohya_sdxl.safetensors"))
+    save_file(
+        {
+            f"{kq}.lora_down.weight": a.bfloat16(),
+            f"{kq}.lora_up.weight": b.bfloat16(),
+            f"{kq}.alpha": torch.tensor(1.0),
+            "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": torch.zeros(1, 2),
+        },
+        str(OUT / "kohya_sdxl.safetensors"),
+    )
     ks = "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_out_0"
     e, f = pair(16, 16)
-    save_file({f"{ks}.lora_down.weight": e, f"{ks}.lora_up.weight": f, f"{ks}.alpha": torch.tensor(2.0)},
-              str(OUT / "kohya_sd1.safetensors"))
+    save_file(
+        {f"{ks}.lora_down.weight": e, f"{ks}.lora_up.weight": f, f"{ks}.alpha": torch.tensor(2.0)},
+        str(OUT / "kohya_sd1.safetensors"),
+    )
     p = "up_blocks.0.attentions.1.proj_in"
-    save_file({f"base_model.model.{p}.lora_A.weight": e.reshape(r, 16, 1, 1),
-               f"base_model.model.{p}.lora_B.weight": f.reshape(16, r, 1, 1)}, str(OUT / "peft_conv1x1.safetensors"))
+    save_file(
+        {
+            f"base_model.model.{p}.lora_A.weight": e.reshape(r, 16, 1, 1),
+            f"base_model.model.{p}.lora_B.weight": f.reshape(16, r, 1, 1),
+        },
+        str(OUT / "peft_conv1x1.safetensors"),
+    )
 
 
 if __name__ == "__main__":

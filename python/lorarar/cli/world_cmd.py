@@ -38,6 +38,11 @@ def register(sub: Any) -> None:
     sample.add_argument("--out", type=Path, required=True)
     sample.set_defaults(run=run_sample)
 
+    report = world_sub.add_parser("report", help="measure the world's facts (LoRAs alone, base, direct merge)")
+    report.add_argument("--n", type=int, default=8, help="images per LoRA / pair")
+    report.add_argument("--seed", type=int, default=0)
+    report.set_defaults(run=run_report)
+
     score = world_sub.add_parser("score", help="content / style fidelity of a folder of PNGs")
     score.add_argument("dir", type=Path)
     score.add_argument("--content")
@@ -104,6 +109,14 @@ def run_sample(args: argparse.Namespace) -> int:
         for i, img in enumerate(images):
             Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)).save(tmp / f"{i:04d}.png")
     print(f"wrote {len(images)} images to {args.out}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from lorarar.world.report import measure
+
+    facts = measure(args.n, args.seed)
+    print(json.dumps({k: v for k, v in facts.items() if k != "per_lora"}))
     return 0
 
 

@@ -192,8 +192,8 @@ typedef struct lorarar_engine lorarar_engine;
 typedef struct lorarar_context lorarar_context;
 
 typedef struct lorarar_engine_params {
-  int n_threads;          /* default 0: one per hardware thread */
-  int verify_checksums;   /* default 1: sha256 of every bundle file against the manifest */
+  int n_threads;        /* default 0: one per hardware thread */
+  int verify_checksums; /* default 1: sha256 of every bundle file against the manifest */
 } lorarar_engine_params;
 
 LORARAR_API lorarar_engine_params lorarar_engine_default_params(void);
@@ -202,12 +202,12 @@ LORARAR_API lorarar_status lorarar_engine_load(const char* bundle_dir, const lor
 LORARAR_API void lorarar_engine_free(lorarar_engine* engine);
 
 typedef struct lorarar_engine_info {
-  int image_width, image_height;   /* output RGB8 size */
+  int image_width, image_height; /* output RGB8 size */
   int latent_channels, latent_width, latent_height;
-  int max_rank;                    /* the LoRA slot's rank: r_content + r_style must fit */
-  size_t num_lora_targets;         /* layers of the LoRA slot */
-  const char* backend;             /* e.g. "xnnpack" */
-  const char* quantization;        /* e.g. "none", "int8" */
+  int max_rank;             /* the LoRA slot's rank: r_content + r_style must fit */
+  size_t num_lora_targets;  /* layers of the LoRA slot */
+  const char* backend;      /* e.g. "xnnpack" */
+  const char* quantization; /* e.g. "none", "int8" */
   int has_hypernet;
 } lorarar_engine_info;
 
@@ -258,18 +258,18 @@ typedef int (*lorarar_progress_fn)(int step, int total_steps, void* user_data);
 
 typedef struct lorarar_generate_params {
   const char* prompt;
-  const char* negative_prompt;   /* default "" */
-  int steps;                     /* default 25 */
-  float guidance;                /* default 5; <= 1 disables classifier-free guidance */
+  const char* negative_prompt; /* default "" */
+  int steps;                   /* default 25 */
+  float guidance;              /* default 5; <= 1 disables classifier-free guidance */
   lorarar_scheduler_kind scheduler;
-  uint64_t seed;                 /* same seed, same image */
-  lorarar_progress_fn progress;  /* may be NULL */
+  uint64_t seed;                /* same seed, same image */
+  lorarar_progress_fn progress; /* may be NULL */
   void* user_data;
 } lorarar_generate_params;
 
 typedef struct lorarar_generate_timings {
   double text_encoder_ms;
-  double denoise_ms;      /* all steps */
+  double denoise_ms; /* all steps */
   double step_ms_median;
   double decode_ms;
   double total_ms;
