@@ -138,7 +138,10 @@ def _export_component(component: Component, tmp: Path, opts: ExportOptions, prog
         "graph_forms": component.forms,
     }
     entry.update(facts)
-    entry.update(component.info)
+    info = dict(component.info)
+    for name, extra in info.pop("methods", {}).items():  # per-method facts (the hypernet's layer lists)
+        entry["methods"][name].update(extra)
+    entry.update(info)
     return entry
 
 
