@@ -16,7 +16,7 @@ CMAKE_COMMON := -G Ninja -DCMAKE_MAKE_PROGRAM=$(NINJA) -DLORARAR_BUILD_PYTHON=OF
 ET_AARCH64 := .cache/et-aarch64/sdk/executorch
 
 .PHONY: all setup system-deps build demo test lint format stubs native-test native-asan native-aarch64 fuzz \
-        python-test bench clean
+        python-test bench bench-export clean
 
 all: build
 
@@ -53,6 +53,10 @@ demo: build
 
 bench: build
 	$(BIN)/python benchmarks/merge_fuse.py
+
+# UNet export at SD 1.5 scale (random weights): export time, peak memory, sizes, per-step latency (~1-2 h, ~16 GB).
+bench-export: build
+	$(BIN)/python benchmarks/export_unet.py --preset sd15
 
 # ---------------------------------------------------------------- tests
 test: system-deps lint native-test native-asan native-aarch64 fuzz python-test

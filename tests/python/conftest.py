@@ -46,3 +46,71 @@ def lora_files(unet_dir: Path, lora_dir: Path) -> dict[str, Path]:
         "style": LoraSpec("peft", rank=8, alpha=8.0, seed=11, modules=("to_q", "to_k", "to_v", "to_out.0")),
     }
     return {name: write_lora(spec, lora_dir / name) for name, spec in specs.items()}
+
+
+# ---------------------------------------------------------------- export (tests/python/test_export_*.py)
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A diffusers SD pipeline folder with random weights, the world's layout at a smaller width."""
+    from lorarar.export.bundle import random_source
+
+    return random_source(tmp_path_factory.mktemp("export") / "pipeline", "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_hypernet(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path) -> Path:
+    """A randomly initialised HyperNet for the tiny UNet's merged widths, saved in HyperNet.save format."""
+    from diffusers import UNet2DConditionModel
+
+    from lorarar.export.hypernet import random_hypernet
+    from lorarar.export.lora_slot import find_targets
+
+    unet = UNet2DConditionModel.from_pretrained(str(tiny_pipeline / "unet"))
+    widths = [n_out for module, _, n_out in find_targets(unet, ("to_q", "to_out.0"))]
+    folder = tmp_path_factory.mktemp("hypernet")
+    random_hypernet(widths, seed=3).save(folder)
+    return folder
+
+
+def _bundle(
+    tmp_path_factory: pytest.TempPathFactory,
+    pipeline: Path,
+    hypernet: Path | None,
+    backend: str,
+    quant: str = "none",
+    components: tuple[str, ...] | None = None,
+) -> Path:
+    from lorarar.export.bundle import COMPONENTS, ExportOptions, export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / f"{backend}-{quant}"
+    export_bundle(
+        ExportOptions(
+            model=pipeline,
+            out=out,
+            backend=backend,
+            quant=quant,
+            max_rank=8,
+            hypernet=hypernet,
+            components=components or COMPONENTS,
+            progress=False,
+        )
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def xnnpack_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path, tiny_hypernet: Path) -> Path:
+    return _bundle(tmp_path_factory, tiny_pipeline, tiny_hypernet, "xnnpack")
+
+
+@pytest.fixture(scope="session")
+def onnx_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path, tiny_hypernet: Path) -> Path:
+    return _bundle(tmp_path_factory, tiny_pipeline, tiny_hypernet, "onnx")
+
+
+@pytest.fixture(scope="session")
+def export_bundle_factory(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path):  # type: ignore[no-untyped-def]
+    def make(backend: str, quant: str = "none", components: tuple[str, ...] | None = None) -> Path:
+        return _bundle(tmp_path_factory, tiny_pipeline, None, backend, quant, components)
+
+    return make

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from lorarar.cli import fuse_cmd, generate_cmd, hypernet_cmd, lora_cmd, merge_cmd, world_cmd
+from lorarar.cli import export_cmd, fuse_cmd, generate_cmd, hypernet_cmd, lora_cmd, merge_cmd, world_cmd
 from lorarar.errors import LoraError
 
 EXIT_BAD_INPUT = 2
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"lorarar {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (lora_cmd, merge_cmd, fuse_cmd, world_cmd, hypernet_cmd, generate_cmd):
+    for module in (lora_cmd, merge_cmd, fuse_cmd, world_cmd, hypernet_cmd, export_cmd, generate_cmd):
         module.register(sub)
     return parser
 

@@ -1,0 +1,171 @@
+"""ExecuTorch lowering: torch.export -> export-friendly forms -> (quantize) -> edge + partitioner -> .pte.
+
+Partitioners: ``xnnpack`` (runs here, in ExecuTorch's Python runtime and the C++ runtime), ``coreml``, ``qnn`` and
+``vulkan`` (lowered here where the partitioner works on Linux; they run on devices only and the manifest says so).
+
+XNNPACK and the LoRA slot: the slot's two matmuls per layer take weights that are graph values (slices of the flat
+inputs), which the stock XNNPACK Linear config refuses ("Expected weight to be a static param"), leaving ~110
+``mm`` ops in ExecuTorch's portable kernels and splitting the graph at every attention (+72% per step on the
+world UNet). ``SlotLinearConfig`` accepts them as XNNPACK fully-connected nodes with a dynamic filter, inside the
+same partitions as the base layers.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lorarar.export import graph_forms
+from lorarar.export.errors import ExportError
+from lorarar.export.program import Component, Method
+
+PARTITIONERS = ("xnnpack", "coreml", "qnn", "vulkan")
+RUNS_HERE = {"xnnpack": True, "coreml": False, "qnn": False, "vulkan": False}
+
+Progress = Callable[[str], None]
+
+
+def _xnnpack_partitioner(quant: str | None) -> list[Any]:
+    from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
+    from executorch.backends.xnnpack.partition.config.gemm_configs import LinearConfig
+    from executorch.backends.xnnpack.partition.config.xnnpack_config import ConfigPrecisionType
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.backends.xnnpack.utils.utils import get_input_node, is_param_node
+
+    class SlotLinearConfig(LinearConfig):  # type: ignore[misc]
+        """fp32 Linear whose weight is a graph value (the LoRA slot's A', B'): an XNNPACK FC with dynamic filter."""
+
+        def _get_weight_deps(self, node: torch.fx.Node, ep: Any, precision: Any) -> tuple[bool, list[torch.fx.Node]]:
+            if precision == ConfigPrecisionType.FP32 and not is_param_node(ep, get_input_node(node, self.weight_idx)):
+                return (True, [])
+            return super()._get_weight_deps(node, ep, precision)  # type: ignore[no-any-return]
+
+    configs = [SlotLinearConfig if c is LinearConfig else c for c in ALL_PARTITIONER_CONFIGS]
+    return [XnnpackPartitioner(configs=configs)]
+
+
+def partitioners(kind: str, quant: str | None = None) -> list[Any]:
+    if kind == "xnnpack":
+        return _xnnpack_partitioner(quant)
+    if kind == "coreml":
+        import coremltools as ct
+        from executorch.backends.apple.coreml.compiler import CoreMLBackend
+        from executorch.backends.apple.coreml.partition import CoreMLPartitioner
+
+        specs = CoreMLBackend.generate_compile_specs(
+            compute_precision=ct.precision.FLOAT16, minimum_deployment_target=ct.target.iOS17
+        )
+        return [CoreMLPartitioner(compile_specs=specs)]
+    if kind == "qnn":
+        from executorch.backends.qualcomm.partition.qnn_partitioner import QnnPartitioner
+        from executorch.backends.qualcomm.serialization.qc_schema import QcomChipset
+        from executorch.backends.qualcomm.utils.utils import (
+            generate_htp_compiler_spec,
+            generate_qnn_executorch_compiler_spec,
+        )
+
+        backend = generate_htp_compiler_spec(use_fp16=True)
+        specs = generate_qnn_executorch_compiler_spec(soc_model=QcomChipset.SM8650, backend_options=backend)
+        return [QnnPartitioner(specs)]
+    if kind == "vulkan":
+        from executorch.backends.vulkan.partitioner.vulkan_partitioner import VulkanPartitioner
+
+        return [VulkanPartitioner()]
+    raise ExportError(f"--backend: unknown ExecuTorch partitioner {kind!r} (choose from {', '.join(PARTITIONERS)})")
+
+
+def export_method(
+    method: Method, forms: Sequence[str], quant: str = "none", calibration: Sequence[tuple[torch.Tensor, ...]] = ()
+) -> torch.export.ExportedProgram:
+    """torch.export, then quantization (on the ATen graph, before the norms are rewritten), then the graph forms."""
+    from lorarar.export import quantize
+
+    with torch.no_grad():
+        ep = torch.export.export(method.module, method.example, strict=False)
+    if quant != "none":
+        ep = quantize.quantize(ep, method, calibration, quant)
+    return graph_forms.rewrite(ep, forms)
+
+
+def delegation_summary(edge_program: Any) -> dict[str, Any]:
+    """How much of a lowered method left the delegate: delegate calls and the ops that run in ExecuTorch kernels."""
+    counts: collections.Counter[str] = collections.Counter()
+    delegates = 0
+    for node in edge_program.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = getattr(node.target, "__name__", str(node.target))
+        if name == "executorch_call_delegate":
+            delegates += 1
+        elif name != "getitem":
+            counts[name] += 1
+    return {"delegates": delegates, "portable_ops": dict(sorted(counts.items()))}
+
+
+def lower(
+    component: Component,
+    out: Path,
+    kind: str = "xnnpack",
+    quant: str = "none",
+    progress: Progress | None = None,
+    external_constants: bool = False,
+) -> dict[str, Any]:
+    """Writes ``out`` (a .pte with one method per component method); returns facts for the manifest."""
+    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
+
+    say = progress or (lambda _: None)
+    started = time.perf_counter()
+    programs = {}
+    for method in component.methods:
+        say(f"{component.name}.{method.name}: torch.export" + (f" + {quant}" if quant != "none" else ""))
+        programs[method.name] = export_method(
+            method, component.forms, quant, component.calibration.get(method.name, [])
+        )
+    say(f"{component.name}: lower to {kind}")
+    edge = to_edge_transform_and_lower(
+        programs,
+        partitioner=partitioners(kind, quant),
+        compile_config=EdgeCompileConfig(_check_ir_validity=False),
+    )
+    summary = {name: delegation_summary(edge.exported_program(name)) for name in programs}
+    say(f"{component.name}: serialise")
+    if external_constants:
+        raise NotImplementedError
+    et = edge.to_executorch(ExecutorchBackendConfig(extract_delegate_segments=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as f:
+        et.write_to_file(f)
+    return {
+        "file": out.name,
+        "format": "executorch",
+        "partitioner": kind,
+        "delegation": summary,
+        "lower_seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+# ---------------------------------------------------------------- running here (parity, benchmarks)
+def set_threads(n: int) -> None:
+    """ExecuTorch's threadpool size; only before the first program is loaded in this process."""
+    from executorch.extension.pybindings import portable_lib
+
+    portable_lib._unsafe_reset_threadpool(n)
+
+
+class Runner:
+    """One loaded method of a .pte in ExecuTorch's Python runtime."""
+
+    def __init__(self, pte: Path, method: str = "forward", data: Path | None = None) -> None:
+        from executorch.runtime import Runtime
+
+        runtime = Runtime.get()
+        program = runtime.load_program(str(pte), data_path=str(data)) if data else runtime.load_program(str(pte))
+        self.method = program.load_method(method)
+
+    def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.method.execute([t.contiguous() for t in inputs]))

@@ -1,0 +1,140 @@
+"""Export-friendly forms of the ops that would otherwise leave the XNNPACK delegate.
+
+Each is exact in fp32 (up to rounding) and is applied as a decomposition of the exported graph, so the eager
+modules stay untouched:
+
+- attention: diffusers' ``AttnProcessor`` (bmm, softmax, bmm) instead of ``scaled_dot_product_attention``, and
+  transformers' "eager" attention for CLIP; SDPA lowers to ~100 ops XNNPACK does not take (10x slower).
+- ``group_norm`` / ``layer_norm``: reshaped to 4D so the statistics are ``mean.dim`` over the two innermost dims
+  (XNNPACK's global average pooling), then ``sub``/``mul``/``rsqrt``/``add``: all delegated, so the norms no
+  longer split the graph into dozens of partitions.
+- ``upsample_nearest2d`` by 2: two concatenations of the input with itself (4D views only).
+- ``split`` / ``chunk`` (GEGLU's ``chunk(2, -1)``): one ``slice`` per piece (``split_with_sizes_copy`` is not
+  delegated and split every transformer block out of the partition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+Decomposition = Callable[..., Any]
+
+# Named forms: the manifest records which ones a program was lowered with.
+FORMS = ("classic-attention", "norm-as-mean", "upsample-as-cat", "split-as-slices")
+
+
+def use_classic_attention(module: nn.Module) -> None:
+    """diffusers: AttnProcessor on every Attention; transformers: the eager attention implementation."""
+    from diffusers.models.attention_processor import Attention, AttnProcessor
+
+    for sub in module.modules():
+        if isinstance(sub, Attention):
+            sub.set_processor(AttnProcessor())
+    setter = getattr(module, "set_attn_implementation", None)
+    if callable(setter):
+        setter("eager")
+
+
+def _norm_4d(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Normalises a 4D tensor over its two innermost dims (two-pass variance, like PyTorch)."""
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    d = x - mean
+    var = (d * d).mean(dim=(2, 3), keepdim=True)
+    return d * torch.rsqrt(var + eps)
+
+
+def group_norm(
+    input: torch.Tensor,
+    num_groups: int,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    cudnn_enabled: bool = True,
+) -> torch.Tensor:
+    shape = input.shape
+    b, c = shape[0], shape[1]
+    y = _norm_4d(input.reshape(b, num_groups, c // num_groups, -1), eps).reshape(shape)
+    affine_shape = [1, c] + [1] * (len(shape) - 2)
+    if weight is not None:
+        y = y * weight.reshape(affine_shape)
+    if bias is not None:
+        y = y + bias.reshape(affine_shape)
+    return y
+
+
+def layer_norm(
+    input: torch.Tensor,
+    normalized_shape: Sequence[int],
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    cudnn_enable: bool = True,
+) -> torch.Tensor:
+    shape = input.shape
+    inner = 1
+    for n in normalized_shape:
+        inner *= int(n)
+    y = _norm_4d(input.reshape(1, -1, inner, 1), eps).reshape(shape)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def upsample_nearest2d(
+    input: torch.Tensor, output_size: Sequence[int] | None, scale_factors: Sequence[float] | None
+) -> Any:
+    """Nearest 2x as concatenations; any other size falls back to the default decomposition."""
+    if input.dim() != 4:
+        return NotImplemented
+    b, c, h, w = (int(s) for s in input.shape)
+    if output_size is not None:
+        doubled = [int(s) for s in output_size] == [2 * h, 2 * w]
+    else:
+        doubled = scale_factors is not None and [float(s) for s in scale_factors] == [2.0, 2.0]
+    if not doubled:
+        return NotImplemented
+    x = input.reshape(b, c * h, w, 1)
+    x = torch.cat([x, x], dim=3).reshape(b, c * h, 1, 2 * w)  # each column twice
+    x = torch.cat([x, x], dim=2)  # each row twice
+    return x.reshape(b, c, 2 * h, 2 * w)
+
+
+def split_with_sizes(input: torch.Tensor, split_sizes: Sequence[int], dim: int = 0) -> list[torch.Tensor]:
+    out = []
+    start = 0
+    for size in split_sizes:
+        out.append(torch.ops.aten.slice.Tensor(input, dim, start, start + int(size)))
+        start += int(size)
+    return out
+
+
+def split(input: torch.Tensor, split_size: int, dim: int = 0) -> list[torch.Tensor]:
+    total = int(input.shape[dim])
+    sizes = [min(int(split_size), total - start) for start in range(0, total, int(split_size))]
+    return split_with_sizes(input, sizes, dim)
+
+
+def decompositions(forms: Sequence[str] = FORMS) -> dict[Any, Decomposition]:
+    """The decomposition table for ``ExportedProgram.run_decompositions`` (on top of the core ATen one)."""
+    table: dict[Any, Decomposition] = {}
+    if "norm-as-mean" in forms:
+        table[torch.ops.aten.group_norm.default] = group_norm
+        table[torch.ops.aten.layer_norm.default] = layer_norm
+    if "upsample-as-cat" in forms:
+        table[torch.ops.aten.upsample_nearest2d.vec] = upsample_nearest2d
+    if "split-as-slices" in forms:
+        table[torch.ops.aten.split.Tensor] = split
+        table[torch.ops.aten.split_with_sizes.default] = split_with_sizes
+    return table
+
+
+def rewrite(ep: torch.export.ExportedProgram, forms: Sequence[str] = FORMS) -> torch.export.ExportedProgram:
+    """Applies the export-friendly forms; ops they do not cover keep their default decomposition."""
+    table = decompositions(forms)
+    return ep.run_decompositions(table) if table else ep
