@@ -8,14 +8,18 @@ Result<SafetensorsView> open_safetensors(const std::string& path, std::shared_pt
   *map = std::move(mapped).get();
   const uint8_t* d = (*map)->data();
   const size_t n = (*map)->size();
-  // Pickled checkpoints (.bin/.pt/.ckpt) are zip archives or raw pickles;
-  // they are never unpickled (arbitrary code), only named.
-  if (n >= 2 && ((d[0] == 'P' && d[1] == 'K') || d[0] == 0x80)) {
-    return make_error(Error::kUnsupported,
-                      path + ": a PyTorch pickle, not safetensors; convert it to .safetensors first");
-  }
   auto view = SafetensorsView::parse(d, n);
-  if (!view.ok()) return view.status().with_context(path);
+  if (!view.ok()) {
+    // Pickled checkpoints (.bin/.pt/.ckpt) are zip archives or raw pickles;
+    // they are never unpickled (arbitrary code), only named. Checked only
+    // once the bytes are not safetensors: a header length can start with the
+    // same bytes (0x80 0x02 is 640, "PK" is 19280 + k * 65536).
+    if (n >= 2 && ((d[0] == 'P' && d[1] == 'K') || d[0] == 0x80)) {
+      return make_error(Error::kUnsupported,
+                        path + ": a PyTorch pickle, not safetensors; convert it to .safetensors first");
+    }
+    return view.status().with_context(path);
+  }
   return view;
 }
 

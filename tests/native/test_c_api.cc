@@ -161,6 +161,29 @@ TEST(c_api_errors_name_the_file) {
   CHECK_EQ(std::string(lorarar_version()), std::string("0.1.0"));
 }
 
+// A safetensors header length whose first bytes look like a pickle's (0x80
+// 0x02: protocol 2) or a zip's ("PK") is still a safetensors file.
+TEST(c_api_reads_safetensors_whose_length_bytes_look_like_a_pickle) {
+  const std::string dir = make_temp_dir();
+  for (const uint16_t first_bytes : {uint16_t{0x0280}, uint16_t{0x4B50}}) {
+    std::vector<TestTensor> t;
+    add_lora_layer(&t, std::string("unet.") + kQ + ".lora_A.weight", std::string("unet.") + kQ + ".lora_B.weight", 2,
+                   16, 16, 1);
+    std::vector<uint8_t> bytes;
+    for (size_t pad = 0; pad < 20000; ++pad) {  // metadata padding until the length's low bytes are first_bytes
+      bytes = make_safetensors(t, {{"pad", std::string(pad, 'x')}});
+      if ((bytes[0] | bytes[1] << 8) == first_bytes) break;
+    }
+    CHECK_EQ(bytes[0] | bytes[1] << 8, int{first_bytes});
+    const std::string path = dir + "/lora" + std::to_string(first_bytes) + ".safetensors";
+    write_file(path, bytes);
+    lorarar_lora* lora = nullptr;
+    CHECK_EQ(lorarar_lora_load(path.c_str(), nullptr, &lora), LORARAR_OK);
+    CHECK_EQ(lorarar_lora_num_layers(lora), size_t(1));
+    lorarar_lora_free(lora);
+  }
+}
+
 TEST(c_api_reads_peft_folders_with_adapter_config) {
   const std::string dir = make_temp_dir();
   std::vector<TestTensor> t;
