@@ -11,12 +11,13 @@ LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-12)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PY_DIRS := $(wildcard python tests/python benchmarks export)
 NATIVE_SOURCES := $(shell find runtime python/bindings tests/native tests/fuzz -type f -name '*.cc' -o -name '*.h' -o -name 'CMakeLists.txt') CMakeLists.txt
-SYSTEM_PACKAGES := g++-aarch64-linux-gnu qemu-user clang-14 libclang-rt-14-dev clang-format-14
+SYSTEM_PACKAGES := g++-aarch64-linux-gnu qemu-user clang-14 libclang-rt-14-dev clang-format-14 \
+                   default-jdk-headless junit4 libhamcrest-java
 CMAKE_COMMON := -G Ninja -DCMAKE_MAKE_PROGRAM=$(NINJA) -DLORARAR_BUILD_PYTHON=OFF -DPython_EXECUTABLE=$(BIN)/python
 ET_AARCH64 := .cache/et-aarch64/sdk/executorch
 
 .PHONY: all setup system-deps build demo test lint format stubs native-test native-asan native-aarch64 fuzz \
-        python-test bench bench-export clean
+        python-test android-host-test bench bench-export clean
 
 all: build
 
@@ -59,7 +60,7 @@ bench-export: build
 	$(BIN)/python benchmarks/export_unet.py --preset sd15
 
 # ---------------------------------------------------------------- tests
-test: system-deps lint native-test native-asan native-aarch64 fuzz python-test
+test: system-deps lint native-test android-host-test native-asan native-aarch64 fuzz python-test
 
 lint: build
 	$(BIN)/ruff check $(PY_DIRS)
@@ -122,6 +123,35 @@ fuzz: $(STAMP) system-deps
 
 python-test: build
 	$(BIN)/python -m pytest -q tests/python
+
+# The Android bindings on the host JVM: liblorarar_jni.so built for the host
+# (android/src/main/cpp, linked to build/host's liblorarar.so), the Java API
+# and its JUnit tests compiled with javac (no Gradle, no Android SDK) and run
+# with -Xcheck:jni. LORARAR_TEST_BUNDLE=DIR adds the engine tests (load,
+# LoRA pair, generate, cancel). Shares build/host with native-test: run
+# serially (make test does).
+JAVAC ?= javac
+JAVA ?= java
+JAVAC_FLAGS := --release 8 -Xlint:all -Werror
+JUNIT_CP := /usr/share/java/junit4.jar:/usr/share/java/hamcrest-core.jar
+ANDROID_HOST := build/android-host
+ANDROID_JAVA := $(wildcard android/src/main/java/ai/lorarar/*.java)
+ANDROID_TESTS := $(subst /,.,$(patsubst android/src/test/java/%.java,%,$(wildcard android/src/test/java/ai/lorarar/*Test.java)))
+LORARAR_TEST_BUNDLE ?=
+android-host-test: $(STAMP) system-deps
+	$(CMAKE) -S . -B build/host $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=Release -DLORARAR_BUILD_JNI=ON >/dev/null
+	$(CMAKE) --build build/host -j $(JOBS) --target lorarar_jni
+	rm -rf $(ANDROID_HOST) && mkdir -p $(ANDROID_HOST)/classes $(ANDROID_HOST)/android-classes $(ANDROID_HOST)/test-classes
+	$(JAVAC) $(JAVAC_FLAGS) -d $(ANDROID_HOST)/classes $(ANDROID_JAVA)
+	@# Android-only code: type-checked against a stub of the android.graphics API it calls, never run here.
+	$(JAVAC) $(JAVAC_FLAGS) -cp $(ANDROID_HOST)/classes -d $(ANDROID_HOST)/android-classes \
+	  android/src/hostStubs/java/android/graphics/Bitmap.java android/src/main/java/ai/lorarar/android/*.java
+	$(JAVAC) $(JAVAC_FLAGS) -cp $(ANDROID_HOST)/classes:$(JUNIT_CP) -d $(ANDROID_HOST)/test-classes \
+	  android/src/test/java/ai/lorarar/*.java
+	LC_ALL=C.UTF-8 $(JAVA) -Xcheck:jni -Djava.library.path=build/host/android-jni \
+	  -Dlorarar.test.bundle=$(LORARAR_TEST_BUNDLE) -cp $(ANDROID_HOST)/classes:$(ANDROID_HOST)/test-classes:$(JUNIT_CP) \
+	  org.junit.runner.JUnitCore $(ANDROID_TESTS) 2>&1 | tee $(ANDROID_HOST)/log.txt; test $${PIPESTATUS[0]} -eq 0
+	@if grep -n "WARNING in native method" $(ANDROID_HOST)/log.txt; then echo "-Xcheck:jni warnings"; exit 1; fi
 
 clean:
 	rm -rf build
