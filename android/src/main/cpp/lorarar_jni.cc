@@ -15,13 +15,20 @@
 //  - Arrays are copied with Get/Set<Type>ArrayRegion: no pinned elements to
 //    release, nothing held across the generation's callbacks into Java.
 //  - Local references made in loops are deleted in the loop.
+//  - No C++ exception leaves a native: every one runs inside Guarded<>, which
+//    turns std::bad_alloc (the glue's own strings and vectors) into
+//    LorararException(OUT_OF_MEMORY) and anything else into INTERNAL. (The C
+//    API itself never throws.)
 #include <jni.h>
 
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <new>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "lorarar/lorarar.h"
@@ -29,8 +36,6 @@
 namespace {
 
 constexpr const char* kBridgeClass = "ai/lorarar/NativeBridge";
-
-JavaVM* g_vm = nullptr;
 
 struct JavaClasses {
   jclass exception = nullptr;  // ai.lorarar.LorararException
@@ -161,6 +166,20 @@ bool from_jstring(JNIEnv* env, jstring s, const char* what, std::string* out) {
 void throw_exception(JNIEnv* env, int status, const char* message) {
   if (env->ExceptionCheck()) return;  // keep the first exception
   jstring text = to_jstring(env, message);
+  if (!text) return;  // OutOfMemoryError pending
+  jobject e = env->NewObject(g.exception, g.exception_init, static_cast<jint>(status), text);
+  if (e) {
+    env->Throw(static_cast<jthrowable>(e));
+    env->DeleteLocalRef(e);
+  }
+  env->DeleteLocalRef(text);
+}
+
+// For messages that are ASCII literals: allocates nothing on the C++ heap, so
+// it works when std::bad_alloc is what went wrong.
+void throw_ascii(JNIEnv* env, int status, const char* message) {
+  if (env->ExceptionCheck()) return;
+  jstring text = env->NewStringUTF(message);
   if (!text) return;  // OutOfMemoryError pending
   jobject e = env->NewObject(g.exception, g.exception_init, static_cast<jint>(status), text);
   if (e) {
@@ -435,6 +454,17 @@ void AdapterFree(JNIEnv*, jclass, jlong h) {
   lorarar_adapter_free(reinterpret_cast<lorarar_adapter*>(static_cast<intptr_t>(h)));
 }
 
+#ifdef LORARAR_JNI_TEST_HOOKS
+// Host test builds only (never Android): a native that throws C++
+// exceptions, registered on the test class ai.lorarar.JniTestHooks, so the
+// tests can check that Guarded<> turns them into Java exceptions.
+void ThrowCxx(JNIEnv*, jclass, jint kind) {
+  if (kind == 0) throw std::bad_alloc();
+  if (kind == 1) throw std::runtime_error("thrown by the test hook \xc3\xa9");
+  throw kind;
+}
+#endif
+
 // ------------------------------------------------------------------ engine
 
 jintArray EngineDefaults(JNIEnv* env, jclass) {
@@ -565,6 +595,7 @@ jobjectArray GenerateDefaultPrompts(JNIEnv* env, jclass) {
 // on). A listener that throws stops the generation; its exception stays
 // pending and is what the Java caller sees.
 struct ProgressState {
+  JNIEnv* env;  // the generating thread's: lorarar_generate calls back on the thread that called it
   JniContext* jc;
   jobject listener;  // may be null
   bool listener_threw;
@@ -574,8 +605,7 @@ int progress_trampoline(int step, int total_steps, void* user_data) {
   auto* st = static_cast<ProgressState*>(user_data);
   if (st->jc->cancel.load() || st->jc->closing.load()) return 1;
   if (!st->listener) return 0;
-  JNIEnv* env = nullptr;
-  if (!g_vm || g_vm->GetEnv(reinterpret_cast<void**>(&env), JNI_VERSION_1_6) != JNI_OK) return 0;
+  JNIEnv* env = st->env;
   const jboolean go =
       env->CallBooleanMethod(st->listener, g.on_progress, static_cast<jint>(step), static_cast<jint>(total_steps));
   if (env->ExceptionCheck()) {
@@ -599,7 +629,7 @@ jdoubleArray Generate(JNIEnv* env, jclass, jlong h, jstring prompt, jstring nega
   jc->cancel.store(false);
   if (jc->closing.load()) return fail(env, LORARAR_ERR_CANCELLED, "generation cancelled");
 
-  ProgressState state{jc, listener, false};
+  ProgressState state{env, jc, listener, false};
   lorarar_generate_params params = lorarar_generate_default_params();
   params.prompt = p.c_str();
   params.negative_prompt = n.c_str();
@@ -635,8 +665,38 @@ void ContextFree(JNIEnv*, jclass, jlong h) {
 
 // ------------------------------------------------------------------ registration
 
+// What JNI registers for each native: Fn inside a try block. A C++ exception
+// unwinding into the JVM would abort the process; here it becomes a Java
+// exception and the native returns 0 / null.
+template <auto Fn>
+struct Guarded;
+
+template <typename R, typename... Args, R (*Fn)(JNIEnv*, jclass, Args...)>
+struct Guarded<Fn> {
+  static R call(JNIEnv* env, jclass cls, Args... args) noexcept {
+    try {
+      return Fn(env, cls, args...);
+    } catch (const std::bad_alloc&) {
+      throw_ascii(env, LORARAR_ERR_OUT_OF_MEMORY, "out of memory");
+    } catch (const std::exception& e) {
+      try {
+        throw_exception(env, LORARAR_ERR_INTERNAL, (std::string("internal error: ") + e.what()).c_str());
+      } catch (...) {
+        throw_ascii(env, LORARAR_ERR_INTERNAL, "internal error");
+      }
+    } catch (...) {
+      throw_ascii(env, LORARAR_ERR_INTERNAL, "internal error");
+    }
+    if constexpr (std::is_void_v<R>) {
+      return;
+    } else {
+      return R{};
+    }
+  }
+};
+
 #define LORARAR_NATIVE(name, signature, fn) \
-  { const_cast<char*>(name), const_cast<char*>(signature), reinterpret_cast<void*>(fn) }
+  { const_cast<char*>(name), const_cast<char*>(signature), reinterpret_cast<void*>(&Guarded<fn>::call) }
 
 const JNINativeMethod kMethods[] = {
     LORARAR_NATIVE("version", "()Ljava/lang/String;", Version),
@@ -680,6 +740,10 @@ const JNINativeMethod kMethods[] = {
     LORARAR_NATIVE("contextFree", "(J)V", ContextFree),
 };
 
+#ifdef LORARAR_JNI_TEST_HOOKS
+const JNINativeMethod kTestHooks[] = {LORARAR_NATIVE("throwCxx", "(I)V", ThrowCxx)};
+#endif
+
 #undef LORARAR_NATIVE
 
 // A global reference to a class, or null with the exception pending.
@@ -716,7 +780,18 @@ bool init(JNIEnv* env) {
   const jint registered =
       env->RegisterNatives(bridge, kMethods, static_cast<jint>(sizeof(kMethods) / sizeof(kMethods[0])));
   env->DeleteLocalRef(bridge);
-  return registered == JNI_OK;
+  if (registered != JNI_OK) return false;
+#ifdef LORARAR_JNI_TEST_HOOKS
+  jclass hooks = env->FindClass("ai/lorarar/JniTestHooks");
+  if (!hooks) {
+    env->ExceptionClear();  // not running the tests: nothing to register
+    return true;
+  }
+  const jint hooked = env->RegisterNatives(hooks, kTestHooks, 1);
+  env->DeleteLocalRef(hooks);
+  if (hooked != JNI_OK) return false;
+#endif
+  return true;
 }
 
 }  // namespace
@@ -724,7 +799,6 @@ bool init(JNIEnv* env) {
 extern "C" JNIEXPORT jint JNI_OnLoad(JavaVM* vm, void*) {
   JNIEnv* env = nullptr;
   if (vm->GetEnv(reinterpret_cast<void**>(&env), JNI_VERSION_1_6) != JNI_OK) return JNI_ERR;
-  g_vm = vm;
   // On failure the pending NoClassDefFoundError / NoSuchMethodError says what
   // is missing (a class shrunk away by R8 without the consumer rules).
   return init(env) ? JNI_VERSION_1_6 : JNI_ERR;
