@@ -454,6 +454,100 @@ void AdapterFree(JNIEnv*, jclass, jlong h) {
   lorarar_adapter_free(reinterpret_cast<lorarar_adapter*>(static_cast<intptr_t>(h)));
 }
 
+// ------------------------------------------------------------------ fusing
+
+jfloatArray FuseDefaultNumbers(JNIEnv* env, jclass) {
+  const lorarar_fuse_params p = lorarar_fuse_default_params();
+  const jfloat values[2] = {p.scale, static_cast<jfloat>(p.n_threads)};
+  jfloatArray out = env->NewFloatArray(2);
+  if (out) env->SetFloatArrayRegion(out, 0, 2, values);
+  return out;
+}
+
+jstring FuseDefaultKernel(JNIEnv* env, jclass) { return to_jstring(env, lorarar_fuse_default_params().kernel); }
+
+// lorarar_fuse_params from Java's values; the kernel name lives in *kernel_storage.
+bool fuse_params(JNIEnv* env, jfloat scale, jint threads, jstring kernel, std::string* kernel_storage,
+                 lorarar_fuse_params* out) {
+  if (!from_jstring(env, kernel, "kernel", kernel_storage)) return false;
+  *out = lorarar_fuse_default_params();
+  out->scale = scale;
+  out->n_threads = threads;
+  out->kernel = kernel_storage->c_str();
+  return true;
+}
+
+// lorarar_fuse_weights takes no buffer size and writes out x in elements:
+// the array's length is checked against the shape here, or it would write
+// past the copy.
+bool check_weight_size(JNIEnv* env, jsize length, jlong out_features, jlong in_features) {
+  if (out_features <= 0 || in_features <= 0) {
+    throw_argument(env, "out_features and in_features must be positive");
+    return false;
+  }
+  if (out_features > static_cast<jlong>(length) / in_features || out_features * in_features != length) {
+    throw_argument(env, "weight holds " + std::to_string(length) + " values, not out_features x in_features (" +
+                            std::to_string(out_features) + " x " + std::to_string(in_features) + ")");
+    return false;
+  }
+  return true;
+}
+
+void FuseWeightsF32(JNIEnv* env, jclass, jlong h, jstring module, jfloatArray weight, jlong out_features,
+                    jlong in_features, jfloat scale, jint threads, jstring kernel) {
+  const auto* adapter = handle_arg<const lorarar_adapter>(env, h, "adapter");
+  std::string m, k;
+  lorarar_fuse_params params;
+  if (!adapter || !from_jstring(env, module, "module", &m) || !fuse_params(env, scale, threads, kernel, &k, &params)) {
+    return;
+  }
+  if (!weight) return throw_argument(env, "weight must not be null");
+  const jsize n = env->GetArrayLength(weight);
+  if (!check_weight_size(env, n, out_features, in_features)) return;
+  std::vector<float> w(static_cast<size_t>(n));
+  env->GetFloatArrayRegion(weight, 0, n, w.data());
+  const lorarar_status s =
+      lorarar_fuse_weights(adapter, m.c_str(), w.data(), LORARAR_DTYPE_F32, out_features, in_features, &params);
+  if (s != LORARAR_OK) return throw_status(env, s);
+  env->SetFloatArrayRegion(weight, 0, n, w.data());
+}
+
+// F16 or BF16 weights as their bit patterns in a short[].
+void FuseWeights16(JNIEnv* env, jclass, jlong h, jstring module, jshortArray weight, jint dtype, jlong out_features,
+                   jlong in_features, jfloat scale, jint threads, jstring kernel) {
+  const auto* adapter = handle_arg<const lorarar_adapter>(env, h, "adapter");
+  std::string m, k;
+  lorarar_fuse_params params;
+  if (!adapter || !from_jstring(env, module, "module", &m) || !fuse_params(env, scale, threads, kernel, &k, &params)) {
+    return;
+  }
+  if (!weight) return throw_argument(env, "weight must not be null");
+  if (dtype != LORARAR_DTYPE_F16 && dtype != LORARAR_DTYPE_BF16) {
+    return throw_argument(env, "a short[] weight holds F16 or BF16 values, not dtype " + std::to_string(dtype));
+  }
+  const jsize n = env->GetArrayLength(weight);
+  if (!check_weight_size(env, n, out_features, in_features)) return;
+  std::vector<jshort> w(static_cast<size_t>(n));
+  env->GetShortArrayRegion(weight, 0, n, w.data());
+  const lorarar_status s = lorarar_fuse_weights(adapter, m.c_str(), w.data(), static_cast<lorarar_dtype>(dtype),
+                                                out_features, in_features, &params);
+  if (s != LORARAR_OK) return throw_status(env, s);
+  env->SetShortArrayRegion(weight, 0, n, w.data());
+}
+
+void FuseUnetDir(JNIEnv* env, jclass, jlong base_h, jlong adapter_h, jstring out_dir, jfloat scale, jint threads,
+                 jstring kernel) {
+  const auto* base = handle_arg<const lorarar_base>(env, base_h, "base");
+  const auto* adapter = base ? handle_arg<const lorarar_adapter>(env, adapter_h, "adapter") : nullptr;
+  std::string d, k;
+  lorarar_fuse_params params;
+  if (!adapter || !from_jstring(env, out_dir, "outDir", &d) || !fuse_params(env, scale, threads, kernel, &k, &params)) {
+    return;
+  }
+  const lorarar_status s = lorarar_fuse_unet_dir(base, adapter, d.c_str(), &params);
+  if (s != LORARAR_OK) throw_status(env, s);
+}
+
 #ifdef LORARAR_JNI_TEST_HOOKS
 // Host test builds only (never Android): a native that throws C++
 // exceptions, registered on the test class ai.lorarar.JniTestHooks, so the
@@ -722,6 +816,11 @@ const JNINativeMethod kMethods[] = {
     LORARAR_NATIVE("adapterMaterialize", "(JI[F[F)V", AdapterMaterialize),
     LORARAR_NATIVE("adapterSave", "(JLjava/lang/String;I)V", AdapterSave),
     LORARAR_NATIVE("adapterFree", "(J)V", AdapterFree),
+    LORARAR_NATIVE("fuseDefaultNumbers", "()[F", FuseDefaultNumbers),
+    LORARAR_NATIVE("fuseDefaultKernel", "()Ljava/lang/String;", FuseDefaultKernel),
+    LORARAR_NATIVE("fuseWeightsF32", "(JLjava/lang/String;[FJJFILjava/lang/String;)V", FuseWeightsF32),
+    LORARAR_NATIVE("fuseWeights16", "(JLjava/lang/String;[SIJJFILjava/lang/String;)V", FuseWeights16),
+    LORARAR_NATIVE("fuseUnetDir", "(JJLjava/lang/String;FILjava/lang/String;)V", FuseUnetDir),
     LORARAR_NATIVE("engineDefaults", "()[I", EngineDefaults),
     LORARAR_NATIVE("engineLoad", "(Ljava/lang/String;IZ)J", EngineLoad),
     LORARAR_NATIVE("engineInfo", "(J)Lai/lorarar/EngineInfo;", EngineInfo),

@@ -129,6 +129,51 @@ public final class Adapter implements AutoCloseable {
     }
   }
 
+  /** {@link #fuseInto(String, float[], int, int, FuseParams)} with {@link FuseParams#defaults()}. */
+  public void fuseInto(String module, float[] weight, int outFeatures, int inFeatures) {
+    fuseInto(module, weight, outFeatures, inFeatures, FuseParams.defaults());
+  }
+
+  /**
+   * Fuses layer {@code module} into a float32 weight in place: W += scale * B' A' ({@code lorarar_fuse_weights}).
+   *
+   * @param weight row-major {@code outFeatures x inFeatures}; its length must be exactly that
+   * @throws LorararException NOT_FOUND when the adapter has no such layer, INVALID_ARGUMENT when the shape is not the
+   *     layer's; the array is unchanged then
+   */
+  public void fuseInto(String module, float[] weight, int outFeatures, int inFeatures, FuseParams params) {
+    Checks.notNull(module, "module");
+    Checks.notNull(weight, "weight");
+    Checks.notNull(params, "params");
+    long h = handle.acquire();
+    try {
+      NativeBridge.fuseWeightsF32(
+          h, module, weight, outFeatures, inFeatures, params.scale(), params.threads(), params.kernel());
+    } finally {
+      handle.release();
+    }
+  }
+
+  /**
+   * Fuses layer {@code module} into a half-precision weight in place, given as its bit patterns: {@link DType#F16}
+   * (IEEE binary16) or {@link DType#BF16} (the upper half of a float32). Otherwise as {@link #fuseInto(String,
+   * float[], int, int, FuseParams)}.
+   */
+  public void fuseInto(
+      String module, short[] weight, DType dtype, int outFeatures, int inFeatures, FuseParams params) {
+    Checks.notNull(module, "module");
+    Checks.notNull(weight, "weight");
+    Checks.notNull(dtype, "dtype");
+    Checks.notNull(params, "params");
+    long h = handle.acquire();
+    try {
+      NativeBridge.fuseWeights16(
+          h, module, weight, dtype.code, outFeatures, inFeatures, params.scale(), params.threads(), params.kernel());
+    } finally {
+      handle.release();
+    }
+  }
+
   @Override
   public void close() {
     handle.close();

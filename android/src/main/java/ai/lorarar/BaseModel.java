@@ -36,6 +36,28 @@ public final class BaseModel implements AutoCloseable {
     }
   }
 
+  /**
+   * Writes {@code outDir}: this UNet folder with the adapter fused into its weights (same dtypes and shards), built
+   * beside it and renamed into place ({@code lorarar_fuse_unet_dir}). Every adapter layer is checked against the base
+   * weights before anything is written.
+   */
+  public void writeFused(Adapter adapter, String outDir, FuseParams params) {
+    Checks.notNull(adapter, "adapter");
+    Checks.notNull(outDir, "outDir");
+    Checks.notNull(params, "params");
+    long a = adapter.handle.acquire();
+    try {
+      long h = handle.acquire();
+      try {
+        NativeBridge.fuseUnetDir(h, a, outDir, params.scale(), params.threads(), params.kernel());
+      } finally {
+        handle.release();
+      }
+    } finally {
+      adapter.handle.release();
+    }
+  }
+
   /** Frees the native model (idempotent; safe while another thread uses it). */
   @Override
   public void close() {

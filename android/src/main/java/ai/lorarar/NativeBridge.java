@@ -80,6 +80,38 @@ final class NativeBridge {
 
   static native void adapterFree(long adapter);
 
+  // ---------------------------------------------------------------- fusing
+  /** lorarar_fuse_default_params(): {scale, n_threads}. */
+  static native float[] fuseDefaultNumbers();
+
+  /** lorarar_fuse_default_params().kernel. */
+  static native String fuseDefaultKernel();
+
+  /** Fuses into a copy of {@code weight} (out x in floats, checked) and writes it back on success. */
+  static native void fuseWeightsF32(
+      long adapter,
+      String module,
+      float[] weight,
+      long outFeatures,
+      long inFeatures,
+      float scale,
+      int threads,
+      String kernel);
+
+  /** The same for F16 or BF16 weights ({@code dtype}) as bit patterns. */
+  static native void fuseWeights16(
+      long adapter,
+      String module,
+      short[] weight,
+      int dtype,
+      long outFeatures,
+      long inFeatures,
+      float scale,
+      int threads,
+      String kernel);
+
+  static native void fuseUnetDir(long base, long adapter, String outDir, float scale, int threads, String kernel);
+
   // ---------------------------------------------------------------- engine
   /** lorarar_engine_default_params(): {n_threads, verify_checksums}. */
   static native int[] engineDefaults();

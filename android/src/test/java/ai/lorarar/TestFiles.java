@@ -133,6 +133,28 @@ final class TestFiles {
     return unet;
   }
 
+  /**
+   * An F32 tensor of a safetensors file, read here (header JSON scanned for the tensor's entry, not parsed): for
+   * checking what the library wrote.
+   */
+  static float[] readF32(Path file, String name) throws IOException {
+    ByteBuffer bytes = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
+    int headerLength = (int) bytes.getLong(0);
+    String header = new String(bytes.array(), 8, headerLength, StandardCharsets.UTF_8);
+    Matcher m =
+        Pattern.compile(
+                Pattern.quote(quote(name))
+                    + "\\s*:\\s*\\{\\s*\"dtype\"\\s*:\\s*\"([A-Z0-9]+)\"[^}]*\"data_offsets\"\\s*:\\s*\\[\\s*(\\d+)\\s*,\\s*(\\d+)")
+            .matcher(header);
+    if (!m.find()) throw new IOException(file + ": no tensor " + name + " (or not dtype-first)");
+    if (!m.group(1).equals("F32")) throw new IOException(file + ": " + name + " is " + m.group(1));
+    int begin = 8 + headerLength + Integer.parseInt(m.group(2));
+    int end = 8 + headerLength + Integer.parseInt(m.group(3));
+    float[] out = new float[(end - begin) / 4];
+    for (int i = 0; i < out.length; ++i) out[i] = bytes.getFloat(begin + 4 * i);
+    return out;
+  }
+
   static Path write(Path path, byte[] bytes) throws IOException {
     Files.write(path, bytes);
     return path;
