@@ -150,7 +150,7 @@ android-host-test: $(STAMP) system-deps
 	  android/src/test/java/ai/lorarar/*.java
 	LC_ALL=C.UTF-8 $(JAVA) -Xcheck:jni -Djava.library.path=build/host/android-jni \
 	  -Dlorarar.test.bundle=$(LORARAR_TEST_BUNDLE) -cp $(ANDROID_HOST)/classes:$(ANDROID_HOST)/test-classes:$(JUNIT_CP) \
-	  org.junit.runner.JUnitCore $(ANDROID_TESTS) 2>&1 | tee $(ANDROID_HOST)/log.txt; test $${PIPESTATUS[0]} -eq 0
+	  ai.lorarar.HostTestRunner $(ANDROID_TESTS) 2>&1 | tee $(ANDROID_HOST)/log.txt; test $${PIPESTATUS[0]} -eq 0
 	@if grep -n "WARNING in native method" $(ANDROID_HOST)/log.txt; then echo "-Xcheck:jni warnings"; exit 1; fi
 
 clean:

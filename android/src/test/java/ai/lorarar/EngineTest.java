@@ -126,21 +126,59 @@ public class EngineTest {
     engine.checkLora(content);
     Path dir = TestFiles.tempDir();
     try {
-      String module = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q";
+      TestFiles.SlotLayer first = TestFiles.slotLayers(bundle).get(0);
+      String module = first.module;
       List<TestFiles.Tensor> t = new ArrayList<>();
-      // A shape no slot layer of this module has.
-      TestFiles.addLayer(t, "unet." + module + ".lora_A.weight", "unet." + module + ".lora_B.weight", 1, 3, 5, 1);
+      // The slot's first layer with a shape it does not have.
+      TestFiles.addLayer(t, "unet." + module + ".lora_A.weight", "unet." + module + ".lora_B.weight", 1,
+          first.in + 1, first.out, 1);
       Path bad = TestFiles.write(dir.resolve("bad.safetensors"), TestFiles.safetensors(t, null));
       try (LoraFile lora = LoraFile.load(bad.toString())) {
-        LorararException e = LoraFileTest.expectErrorStatus(Status.INVALID_ARGUMENT, () -> engine.checkLora(lora));
-        assertTrue(e.getMessage(), e.getMessage().startsWith(bad + ": "));
-        assertTrue(e.getMessage(), e.getMessage().contains(module));
-        LorararException s = LoraFileTest.expectErrorStatus(Status.INVALID_ARGUMENT,
-            () -> ctx.setLoras(lora, style, ApplyMethod.DIRECT, 1, 1));
-        assertEquals(e.getMessage(), s.getMessage());
+        String message = bad + ": layer \"" + module + "\" is " + (first.in + 1) + " -> " + first.out
+            + ", the bundle's is " + first.in + " -> " + first.out;
+        expectError(Status.INVALID_ARGUMENT, message, () -> engine.checkLora(lora));
+        // setLoras names the file at fault too.
+        expectError(Status.INVALID_ARGUMENT, message, () -> ctx.setLoras(lora, style, ApplyMethod.DIRECT, 1, 1));
+        expectError(Status.INVALID_ARGUMENT, message, () -> ctx.setLoras(content, lora, ApplyMethod.DIRECT, 1, 1));
+      }
+      t.clear();
+      String absent = "up_blocks.9.attentions.0.transformer_blocks.0.attn1.to_q";
+      TestFiles.addLayer(t, "unet." + absent + ".lora_A.weight", "unet." + absent + ".lora_B.weight", 1, 8, 8, 1);
+      Path other = TestFiles.write(dir.resolve("absent.safetensors"), TestFiles.safetensors(t, null));
+      try (LoraFile lora = LoraFile.load(other.toString())) {
+        expectError(Status.NOT_FOUND, other + ": layer \"" + absent + "\" is not in the bundle's LoRA slot",
+            () -> engine.checkLora(lora));
       }
     } finally {
       TestFiles.deleteTree(dir);
+    }
+  }
+
+  @Test
+  public void setLorasMatchesAdaptersMergedAheadOfTime() {
+    needBundle();
+    // DIRECT through the context and the same merge made with Adapter.merge: the same slot, so the same image.
+    ctx.setLoras(content, style, ApplyMethod.DIRECT, 0.8f, 0.6f);
+    Image viaContext = ctx.generate(params(2));
+    try (Adapter adapter = Adapter.merge(content, style, MergeParams.direct(0.8f, 0.6f))) {
+      ctx.setAdapter(adapter);
+    }
+    assertArrayEquals(viaContext.rgb(), ctx.generate(params(2)).rgb());
+    // SINGLE: the content LoRA alone at its scale.
+    ctx.setLoras(content, null, ApplyMethod.SINGLE, 0.5f, 1.0f);
+    Image single = ctx.generate(params(2));
+    try (Adapter adapter = Adapter.fromLora(content, 0.5f)) {
+      ctx.setAdapter(adapter);
+    }
+    assertArrayEquals(single.rgb(), ctx.generate(params(2)).rgb());
+    assertFalse(java.util.Arrays.equals(viaContext.rgb(), single.rgb()));
+    if (engine.info().hasHypernet()) {
+      MergeTimings t = ctx.setLoras(content, style);  // the C API's default: the hypernetwork
+      assertTrue(t.toString(), t.hypernetMs() > 0);
+      assertFalse(java.util.Arrays.equals(viaContext.rgb(), ctx.generate(params(2)).rgb()));
+    } else {
+      expectError(Status.UNSUPPORTED, bundle + ": the bundle has no hypernetwork program",
+          () -> ctx.setLoras(content, style));
     }
   }
 
