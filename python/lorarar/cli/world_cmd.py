@@ -157,8 +157,8 @@ def run_list(args: argparse.Namespace) -> int:
         "pipeline": str(p.pipeline),
         "subjects": {split: list(names) for split, names in catalog.SUBJECT_SPLITS.items()},
         "styles": {split: list(names) for split, names in catalog.STYLE_SPLITS.items()},
-        "content_loras": {s: str(p.content_lora(s)) for names in catalog.SUBJECT_SPLITS.values() for s in names},
-        "style_loras": {s: str(p.style_lora(s)) for names in catalog.STYLE_SPLITS.values() for s in names},
+        "content_loras": {s: str(p.content_lora(s)) for s in catalog.library_subjects()},
+        "style_loras": {s: str(p.style_lora(s)) for s in catalog.library_styles()},
         "prompts": {
             "content": catalog.content_prompt("pip"),
             "style": catalog.style_prompt("bird"),

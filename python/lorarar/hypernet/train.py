@@ -61,8 +61,8 @@ class PairWorld:
         self.factors: dict[str, dict[str, Factors]] = {}
         self.latents: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.embeddings: dict[str, torch.Tensor] = {}
-        subjects = [s for split in catalog.SPLITS for s in catalog.SUBJECT_SPLITS[split]]
-        styles = [s for split in catalog.SPLITS for s in catalog.STYLE_SPLITS[split]]
+        subjects = catalog.library_subjects()
+        styles = catalog.library_styles()
         jobs = [("content", s) for s in subjects] + [("style", s) for s in styles]
         for kind, name in jobs:
             if names is not None and name not in names:

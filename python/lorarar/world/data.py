@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lorarar.world.render import Pose, Style, Subject, render
-from lorarar.world.styles import NAMED_STYLES, random_style
+from lorarar.world.styles import NAMED_STYLES, plain_style, random_style
 from lorarar.world.subjects import CLASSES, named_subject, random_instance
 from lorarar.world.tokenizer import BACKDROP_WORDS, PATTERN_WORDS
 
@@ -67,39 +67,41 @@ def base_caption(cls: str, style: Style, rng: np.random.Generator) -> str:
 
 
 def base_example(seed: int, index: int) -> tuple[npt.NDArray[np.float32], str]:
-    """A random instance of a random class in a random style: the base model's training distribution."""
-    rng = np.random.default_rng((seed, index))
+    """A random instance of a random class in a plain style: the base UNet's training distribution."""
+    rng = np.random.default_rng((seed, 31, index))
     cls = CLASS_NAMES[int(rng.integers(len(CLASS_NAMES)))]
-    style = random_style(rng)
+    style = plain_style(rng)
     subject = random_instance(cls, rng)
     return render(subject, style, Pose.random(rng)), base_caption(cls, style, rng)
 
 
-def base_dataset(seed: int, count: int) -> Batch:
-    images = np.empty((count, 64, 64, 3), dtype=np.float32)
-    captions = []
-    for i in range(count):
-        images[i], caption = base_example(seed, i)
-        captions.append(caption)
-    return Batch(images, captions)
+def vae_example(seed: int, index: int) -> npt.NDArray[np.float32]:
+    """A random instance of a random class in a random style (any pattern, backdrop, shading): the VAE must
+    encode whatever style LoRAs produce, so it trains on the whole style space."""
+    rng = np.random.default_rng((seed, index))
+    cls = CLASS_NAMES[int(rng.integers(len(CLASS_NAMES)))]
+    style = random_style(rng)
+    subject = random_instance(cls, rng)
+    return render(subject, style, Pose.random(rng))
 
 
 def class_prior(cls: str, seed: int, count: int) -> Batch:
-    """Prior-preservation images for DreamBooth: random instances of the class, captioned "a <class>"."""
+    """Prior-preservation images for DreamBooth: random instances of the class in the base model's plain
+    styles, captioned "a <class>"."""
     images = np.empty((count, 64, 64, 3), dtype=np.float32)
     for i in range(count):
         rng = np.random.default_rng((seed, 7919, i))
-        images[i] = render(random_instance(cls, rng), random_style(rng), Pose.random(rng))
+        images[i] = render(random_instance(cls, rng), plain_style(rng), Pose.random(rng))
     return Batch(images, [f"a {cls}"] * count)
 
 
 def subject_images(subject: str, seed: int, count: int) -> npt.NDArray[np.float32]:
-    """A few photos of one subject, as a user would take them: varied poses, varied everyday styles."""
+    """A few photos of one subject, as a user would take them: varied poses and colours, plain backdrops."""
     images = np.empty((count, 64, 64, 3), dtype=np.float32)
     s = named_subject(subject)
     for i in range(count):
         rng = np.random.default_rng((seed, 104729, i))
-        images[i] = render(s, random_style(rng), Pose.random(rng))
+        images[i] = render(s, plain_style(rng), Pose.random(rng))
     return images
 
 

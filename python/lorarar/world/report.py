@@ -26,8 +26,8 @@ def measure(n: int = 8, seed: int = 0, root: Path | None = None, out_dir: Path =
     scorer = Scorer(root)
     content_rows, style_rows, base_rows, direct_rows = [], [], [], []
     grid: list[list[np.ndarray]] = []
-    subjects = [s for split in catalog.SPLITS for s in catalog.SUBJECT_SPLITS[split]]
-    styles = [s for split in catalog.SPLITS for s in catalog.STYLE_SPLITS[split]]
+    subjects = catalog.library_subjects()
+    styles = catalog.library_styles()
     for subject in tqdm(subjects, desc="content LoRAs alone"):
         images = sample(subject, None, "content", n, seed, root, pipe)
         score = scorer.score(images, subject, None)

@@ -347,3 +347,33 @@ def random_style(rng: np.random.Generator) -> Style:
         backdrop=str(rng.choice(BACKDROPS)),
         shadow=bool(rng.random() < 0.25),
     )
+
+
+def plain_style(rng: np.random.Generator) -> Style:
+    """The base model's styles: a flat, saturated fill (no pattern, no shadow) on a plain or fading,
+    desaturated backdrop that contrasts with it. With texture out of the way, a few-million-parameter UNet
+    trained for an hour on two CPU cores learns what matters for LoRAs to build on: the classes' shapes and
+    following prompts. Patterns, shading and elaborate backdrops are what style LoRAs teach."""
+    hue = float(rng.random())
+    primary = hsv(hue, float(rng.uniform(0.45, 1.0)), float(rng.uniform(0.55, 1.0)))
+    secondary = hsv(
+        (hue + float(rng.uniform(0.25, 0.75))) % 1.0, float(rng.uniform(0.4, 1.0)), float(rng.uniform(0.5, 1.0))
+    )
+    dark = bool(rng.random() < 0.35)
+    value = float(rng.uniform(0.08, 0.3)) if dark else float(rng.uniform(0.8, 1.0))
+    bg_hue, bg_sat = float(rng.random()), float(rng.uniform(0.0, 0.3))
+    background = hsv(bg_hue, bg_sat, value)
+    background2 = hsv(bg_hue, bg_sat, min(1.0, value + 0.15) if dark else value - 0.15)
+    return Style(
+        name="plain",
+        primary=primary,
+        secondary=secondary,
+        background=background,
+        background2=background2,
+        outline=hsv(hue, 0.6, 0.25) if not dark else hsv(hue, 0.3, 0.95),
+        pattern="solid",
+        pattern_scale=6.0,
+        stroke=float(rng.choice([0.0, 0.0, 1.5])),
+        backdrop=str(rng.choice(["solid", "solid", "vgradient"])),
+        shadow=False,
+    )

@@ -1,8 +1,10 @@
 """Stage "base": the default model family, trained from seeds.
 
-1. tokenizer files; 2. a rendered dataset of random class instances in random styles; 3. the VAE;
-4. latents of the dataset; 5. UNet + text encoder jointly (epsilon prediction, 10% caption dropout for
-classifier-free guidance, EMA weights); 6. a StableDiffusionPipeline folder.
+1. tokenizer files; 2. the VAE, on renders of random class instances in random styles (every pattern and
+backdrop, so it encodes whatever style LoRAs draw); 3. the UNet's dataset: random instances in plain styles with
+captions (texture is left to style LoRAs, see styles.plain_style); 4. its latents; 5. UNet + text encoder
+jointly (epsilon prediction, 10% caption dropout for classifier-free guidance, EMA weights); 6. a
+StableDiffusionPipeline folder.
 
 Every step is a function of the seed and the step number, and every part checkpoints into the work folder, so an
 interrupted run resumes where it stopped and gives the same weights.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,6 +65,7 @@ def _lr_at(step: int, cfg: BaseConfig, total: int, base_lr: float) -> float:
 
 
 def render_dataset(work: Path, cfg: BaseConfig) -> data.Batch:
+    """The UNet's captioned dataset (plain styles)."""
     cache = work / "base_images.npz"
     if cache.exists():
         npz = np.load(cache)
@@ -77,6 +81,19 @@ def render_dataset(work: Path, cfg: BaseConfig) -> data.Batch:
     return data.Batch(images.astype(np.float32), captions)
 
 
+def render_vae_dataset(work: Path, cfg: BaseConfig) -> np.ndarray:
+    """The VAE's images (every style), uint8."""
+    cache = work / "vae_images.npz"
+    if cache.exists():
+        return np.load(cache)["images"]
+    images = np.empty((cfg.images, 64, 64, 3), dtype=np.uint8)
+    for i in tqdm(range(cfg.images), desc="render vae dataset", unit="img"):
+        images[i] = (data.vae_example(cfg.seed, i) * 255 + 0.5).astype(np.uint8)
+    with atomic_file(cache) as tmp, open(tmp, "wb") as f:
+        np.savez(f, images=images)
+    return images
+
+
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
     x = torch.from_numpy(np.asarray(images, dtype=np.float32))
     if x.max() > 1.5:
@@ -84,7 +101,7 @@ def _to_tensor(images: np.ndarray) -> torch.Tensor:
     return x.permute(0, 3, 1, 2) * 2 - 1
 
 
-def train_vae(work: Path, dataset: data.Batch, cfg: BaseConfig) -> Any:
+def train_vae(work: Path, images: np.ndarray, cfg: BaseConfig) -> Any:
     from accelerate import Accelerator
     from diffusers import AutoencoderKL
 
@@ -102,11 +119,11 @@ def train_vae(work: Path, dataset: data.Batch, cfg: BaseConfig) -> Any:
         start = ckpt["step"]
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     vae, opt = accelerator.prepare(vae, opt)
-    n = len(dataset.images)
+    n = len(images)
     bar = tqdm(range(start, cfg.vae_steps), desc="train vae", initial=start, total=cfg.vae_steps)
     for step in bar:
         rng = np.random.default_rng((cfg.seed, 11, step))
-        x = _to_tensor(dataset.images[rng.integers(0, n, cfg.vae_batch)]).to(accelerator.device)
+        x = _to_tensor(images[rng.integers(0, n, cfg.vae_batch)]).to(accelerator.device)
         if cfg.vae_crop < x.shape[-1]:
             # Crops at multiples of the VAE's 4x downsampling, so latents stay aligned with pixels.
             oy, ox = (int(v) * 4 for v in rng.integers(0, (x.shape[-1] - cfg.vae_crop) // 4 + 1, 2))
@@ -252,8 +269,8 @@ def train_base(out: Path, work: Path, cfg: BaseConfig | None = None) -> dict[str
     tok_dir = work / "tokenizer"
     write_tokenizer(tok_dir)
     tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
+    vae = train_vae(work, render_vae_dataset(work, cfg), cfg)
     dataset = render_dataset(work, cfg)
-    vae = train_vae(work, dataset, cfg)
     latents = encode_latents(work, vae, dataset)
     vae.register_to_config(scaling_factor=latents[2])
     unet, text = train_unet(work, tokenizer, dataset, latents, cfg)
@@ -270,6 +287,10 @@ def train_base(out: Path, work: Path, cfg: BaseConfig | None = None) -> dict[str
     pipe.to(torch.float16)
     with atomic_dir(out) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
+        # transformers 5 saves only tokenizer.json; SD checkpoints (and the native tokenizer) use CLIP's
+        # vocab.json + merges.txt, which CLIPTokenizer also loads: ship those.
+        shutil.rmtree(tmp / "tokenizer")
+        write_tokenizer(tmp / "tokenizer")
     facts = {
         "config": asdict(cfg),
         "latent_scale": latents[2],

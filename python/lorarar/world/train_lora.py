@@ -31,14 +31,15 @@ TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 @dataclass
 class LoraConfig:
     seed: int = 0
-    rank: int = 4
-    content_steps: int = 350
-    style_steps: int = 300
-    lr: float = 3e-4
-    batch: int = 4  # instance images per step (plus as many prior images)
+    rank: int = 8
+    content_steps: int = 500
+    style_steps: int = 400
+    lr: float = 1.5e-3
+    batch: int = 6  # instance images per step (plus as many prior images when prior_weight > 0)
     content_images: int = 6
     prior_images: int = 64
-    prior_weight: float = 1.0
+    # DreamBooth's prior preservation; off by default, as in the LoRAs ZipLoRA and LoRA.rar merge (and 2x faster)
+    prior_weight: float = 0.0
     mixed_precision: str = "bf16"
 
 
@@ -97,7 +98,7 @@ class Trainer:
             rng = np.random.default_rng((seed, step))
             g = torch.Generator().manual_seed(seed * 1000003 + step)
             i = torch.from_numpy(rng.integers(0, len(inst_mean), cfg.batch))
-            j = torch.from_numpy(rng.integers(0, len(prior_mean), cfg.batch))
+            j = torch.from_numpy(rng.integers(0, len(prior_mean), cfg.batch if cfg.prior_weight > 0 else 0))
             z = (
                 torch.cat(
                     [
@@ -109,11 +110,13 @@ class Trainer:
             )
             emb = torch.cat([inst_emb.expand(cfg.batch, -1, -1), prior_embs[prior_index[j]]])
             noise = torch.randn(z.shape, generator=g)
-            t = torch.randint(0, self.noise.config.num_train_timesteps, (2 * cfg.batch,), generator=g)
+            t = torch.randint(0, self.noise.config.num_train_timesteps, (len(z),), generator=g)
             with accelerator.autocast():
                 pred = unet(self.noise.add_noise(z, noise, t), t, emb).sample.float()
             err = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
-            loss = err[: cfg.batch].mean() + cfg.prior_weight * err[cfg.batch :].mean()
+            loss = err[: cfg.batch].mean()
+            if cfg.prior_weight > 0:
+                loss = loss + cfg.prior_weight * err[cfg.batch :].mean()
             opt.zero_grad()
             accelerator.backward(loss)
             opt.step()
@@ -152,8 +155,8 @@ def train_loras(root: Path, cfg: LoraConfig | None = None, only: list[str] | Non
     cfg = cfg or LoraConfig()
     paths = catalog.paths(root)
     trainer = Trainer(paths.pipeline, cfg)
-    jobs: list[tuple[str, str]] = [("content", s) for names in catalog.SUBJECT_SPLITS.values() for s in names]
-    jobs += [("style", s) for names in catalog.STYLE_SPLITS.values() for s in names]
+    jobs: list[tuple[str, str]] = [("content", s) for s in catalog.library_subjects()]
+    jobs += [("style", s) for s in catalog.library_styles()]
     if only:
         jobs = [j for j in jobs if j[1] in only]
     started = time.time()
