@@ -89,7 +89,7 @@ Status Engine::check_lora(const LoraModel& lora) const {
     if (layer.rank > slot->rank) {
       return make_error(Error::kInvalidArgument, "layer " + json::quote(layer.module) + " has rank " +
                                                      std::to_string(layer.rank) + ", above the slot's max rank " +
-                                                     std::to_string(slot->rank));
+                                                     std::to_string(slot->rank) + " (export with a larger --max-rank)");
     }
   }
   return Status::ok();
@@ -280,6 +280,7 @@ Status Context::generate(const GenerateOptions& options, uint8_t* rgb, size_t rg
     std::memcpy(uncond, cond, emb_size * sizeof(float));
   }
   t.text_encoder_ms = ms_since(te);
+  if (cancel_.load()) return make_error(Error::kCancelled, "generation cancelled");
 
   LORARAR_ASSIGN_OR_RETURN(auto scheduler, Scheduler::create(options.scheduler, b.scheduler_config));
   LORARAR_RETURN_IF_ERROR(scheduler->set_timesteps(options.steps));
