@@ -60,20 +60,21 @@ bench-export: build
 	$(BIN)/python benchmarks/export_unet.py --preset sd15
 
 # ---------------------------------------------------------------- tests
+test: export LORARAR_REQUIRE_AARCH64 = 1
 test: system-deps lint native-test android-host-test native-asan native-aarch64 fuzz python-test
 
 lint: build
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
-	clang-format-14 --dry-run --Werror $$(git ls-files '*.cc' '*.h' | grep -v '^python/lorarar/')
+	clang-format-14 --dry-run --Werror $$(git ls-files '*.c' '*.cc' '*.h' | grep -v '^python/lorarar/')
 	$(BIN)/python -m nanobind.stubgen -q -m lorarar._native -o build/_native.pyi && \
 	  diff -u python/lorarar/_native.pyi build/_native.pyi || (echo "stale stub: run 'make stubs'"; exit 1)
 
 format: build
 	$(BIN)/ruff format $(PY_DIRS)
 	$(BIN)/ruff check --fix $(PY_DIRS)
-	clang-format-14 -i $$(git ls-files '*.cc' '*.h')
+	clang-format-14 -i $$(git ls-files '*.c' '*.cc' '*.h')
 
 stubs: build
 	$(BIN)/python -m nanobind.stubgen -q -m lorarar._native -o python/lorarar/_native.pyi
