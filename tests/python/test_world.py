@@ -127,7 +127,8 @@ def test_library_loras_load_in_diffusers() -> None:
     from lorarar import LoraFile
 
     pipe = StableDiffusionPipeline.from_pretrained(WORLD.pipeline, torch_dtype=torch.float32)
-    names = [("content", s) for s in NAMED_SUBJECT_PARAMS] + [("style", s) for s in NAMED_STYLES]
+    names = [("content", s) for s in catalog.library_subjects()] + [("style", s) for s in catalog.library_styles()]
+    assert len(names) >= 32
     for kind, name in names:
         path = WORLD.content_lora(name) if kind == "content" else WORLD.style_lora(name)
         pipe.load_lora_weights(str(path), adapter_name=name)

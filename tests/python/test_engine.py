@@ -1,0 +1,225 @@
+"""The native engine (bundle -> merged LoRA pair -> denoise -> image) against the PyTorch reference pipeline.
+
+The reference is diffusers on the folder the bundle was exported from, with the merged pair fused by diffusers'
+own ``load_lora_weights`` + ``fuse_lora`` and the engine's Philox noise replayed (lorarar.pipeline), so the two
+see identical random numbers. Tolerances: latents after every step within 1e-3 relative (fp32 programs vs eager,
+different GEMM orders), decoded images within 2 levels of 255 per pixel.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export_helpers import rel_err, write_lora
+from lorarar import LoraFile
+from lorarar._native import Context, Engine
+from lorarar.errors import LoraError
+from lorarar.pipeline import load_reference, merged_lora, run_reference
+
+PROMPT = "a sks bird in zwz style"
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A content LoRA (rank 4) and a style LoRA (rank 4) for the tiny UNet, peft format, random factors."""
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(str(tiny_pipeline / "unet"))
+    folder = tmp_path_factory.mktemp("engine-loras")
+    return (
+        write_lora(unet, folder / "content.safetensors", rank=4, alpha=4.0, seed=21),
+        write_lora(unet, folder / "style.safetensors", rank=4, alpha=2.0, seed=22),
+    )
+
+
+@pytest.fixture(scope="module")
+def engine(xnnpack_bundle: Path) -> Engine:
+    return Engine.load(str(xnnpack_bundle), n_threads=2)
+
+
+def _reference(
+    tiny_pipeline: Path,
+    hypernet: Path | None,
+    pair: tuple[Path, Path] | None,
+    method: str,
+    scheduler: str,
+    steps: int,
+    guidance: float,
+    seed: int,
+    tmp_path: Path,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    pipe = load_reference(tiny_pipeline, scheduler)
+    lora = merged_lora(pair[0], pair[1], method, hypernet, tmp_path) if pair else None
+    trace: list[np.ndarray] = []
+    image = run_reference(pipe, lora, PROMPT, "", steps, guidance, seed, trace)
+    return image, trace
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "method", "steps", "guidance"),
+    [("ddim", "direct", 6, 5.0), ("euler", "hypernet", 5, 4.0), ("lcm", "hypernet", 4, 1.0), ("ddim", "none", 4, 5.0)],
+)
+def test_engine_matches_reference_pipeline(
+    engine: Engine,
+    tiny_pipeline: Path,
+    tiny_hypernet: Path,
+    pair: tuple[Path, Path],
+    scheduler: str,
+    method: str,
+    steps: int,
+    guidance: float,
+    tmp_path: Path,
+) -> None:
+    ctx = Context.create(engine)
+    if method != "none":
+        ctx.set_loras(LoraFile.load(str(pair[0])), LoraFile.load(str(pair[1])), method=method)
+    image, timings, latents = ctx.generate(
+        PROMPT, steps=steps, guidance=guidance, scheduler=scheduler, seed=7, trace=True
+    )
+    ref_image, ref_trace = _reference(
+        tiny_pipeline,
+        tiny_hypernet,
+        pair if method != "none" else None,
+        method,
+        scheduler,
+        steps,
+        guidance,
+        7,
+        tmp_path,
+    )
+    assert len(ref_trace) == steps
+    trace = np.asarray(latents, dtype=np.float32).reshape(steps, *ref_trace[0].shape)  # flat, step after step
+    for i, (ours, theirs) in enumerate(zip(trace, ref_trace, strict=True)):
+        assert rel_err(ours, theirs) < 1e-3, f"step {i}"
+    assert image.shape == ref_image.shape and image.dtype == np.uint8
+    assert np.abs(image.astype(int) - ref_image.astype(int)).max() <= 2
+    assert timings["denoise_ms"] > 0 and timings["total_ms"] >= timings["denoise_ms"]
+
+
+def test_hypernet_coefficients_match_torch(engine: Engine, tiny_hypernet: Path, pair: tuple[Path, Path]) -> None:
+    """The exported hypernetwork program, fed by the native parser, against HyperNet in PyTorch."""
+    from lorarar.merge.methods import hypernet_coefficients, load_hypernet
+
+    content, style = (LoraFile.load(str(p)) for p in pair)
+    ours = Context.create(engine).hypernet_coefficients(content, style)
+    theirs = hypernet_coefficients(load_hypernet(tiny_hypernet), content, style)
+    assert sorted(ours) == sorted(theirs)
+    assert theirs and all(m.endswith(("to_q", "to_out.0")) for m in theirs)
+    for module, (m_c, m_s) in theirs.items():
+        assert rel_err(np.asarray(ours[module][0]), m_c) < 1e-4, module
+        assert rel_err(np.asarray(ours[module][1]), m_s) < 1e-4, module
+
+
+def test_seed_determines_the_image(engine: Engine, pair: tuple[Path, Path]) -> None:
+    ctx = Context.create(engine)
+    ctx.set_loras(LoraFile.load(str(pair[0])), LoraFile.load(str(pair[1])), method="direct")
+    a = ctx.generate(PROMPT, steps=3, seed=1)[0]
+    b = ctx.generate(PROMPT, steps=3, seed=1)[0]
+    c = ctx.generate(PROMPT, steps=3, seed=2)[0]
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_pairs_swap_without_reload(engine: Engine, pair: tuple[Path, Path]) -> None:
+    """Swapping pairs in a context gives the same image as a fresh context with that pair: nothing of the
+    previous pair survives in the slot, and the base weights are never touched."""
+    content, style = (LoraFile.load(str(p)) for p in pair)
+    ctx = Context.create(engine)
+    ctx.set_loras(content, style, method="hypernet")
+    merged = ctx.generate(PROMPT, steps=3, seed=3)[0]
+    ctx.set_loras(content, None, method="single")
+    ctx.set_loras(None, None)
+    plain = ctx.generate(PROMPT, steps=3, seed=3)[0]
+    fresh = Context.create(engine).generate(PROMPT, steps=3, seed=3)[0]
+    assert np.array_equal(plain, fresh)
+    ctx.set_loras(content, style, method="hypernet")
+    assert np.array_equal(ctx.generate(PROMPT, steps=3, seed=3)[0], merged)
+
+
+def test_contexts_run_concurrently(engine: Engine, pair: tuple[Path, Path]) -> None:
+    """One engine, one context per thread: results equal the sequential ones."""
+    content, style = (LoraFile.load(str(p)) for p in pair)
+    expected = {}
+    for seed in (4, 5):
+        ctx = Context.create(engine)
+        ctx.set_loras(content, style, method="direct")
+        expected[seed] = ctx.generate(PROMPT, steps=3, seed=seed)[0]
+    results: dict[int, np.ndarray] = {}
+
+    def work(seed: int) -> None:
+        ctx = Context.create(engine)
+        ctx.set_loras(content, style, method="direct")
+        results[seed] = ctx.generate(PROMPT, steps=3, seed=seed)[0]
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in (4, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in (4, 5):
+        assert np.array_equal(results[seed], expected[seed])
+
+
+def test_progress_callback_cancels(engine: Engine) -> None:
+    ctx = Context.create(engine)
+    seen: list[tuple[int, int]] = []
+
+    def progress(step: int, total: int) -> bool:
+        seen.append((step, total))
+        return step < 2
+
+    with pytest.raises(LoraError, match="cancelled"):
+        ctx.generate(PROMPT, steps=5, seed=0, progress=progress)
+    assert seen == [(1, 5), (2, 5)]
+    # The context stays usable after a cancellation.
+    assert ctx.generate(PROMPT, steps=2, seed=0)[0].shape[2] == 3
+
+
+def test_lora_errors_name_the_problem(
+    engine: Engine, tiny_pipeline: Path, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(str(tiny_pipeline / "unet"))
+    big = write_lora(unet, tmp_path / "big.safetensors", rank=12, alpha=12.0, seed=5)
+    ctx = Context.create(engine)
+    content, style = (LoraFile.load(str(p)) for p in pair)
+    ctx.set_loras(content, style, method="direct")
+    before = ctx.generate(PROMPT, steps=2, seed=0)[0]
+    expected = (
+        f'{big}: layer "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k" has rank 12, above the slot\'s '
+        "max rank 8 (export with a larger --max-rank)"
+    )
+    with pytest.raises(LoraError) as error:
+        ctx.set_loras(LoraFile.load(str(big)), None, method="single")
+    assert str(error.value) == expected
+    # A refused pair leaves the context's previous pair in place.
+    assert np.array_equal(ctx.generate(PROMPT, steps=2, seed=0)[0], before)
+
+
+def test_bundle_errors_name_the_file(xnnpack_bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(LoraError, match=re.escape(str(tmp_path / "missing"))):
+        Engine.load(str(tmp_path / "missing"))
+    damaged = tmp_path / "damaged"
+    shutil.copytree(xnnpack_bundle, damaged)
+    with open(damaged / "unet.pte", "r+b") as f:
+        f.seek(200)
+        byte = f.read(1)
+        f.seek(200)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(LoraError, match=r"unet\.pte.*(sha256|checksum)"):
+        Engine.load(str(damaged))
+    manifest = json.loads((xnnpack_bundle / "manifest.json").read_text())
+    manifest["format"] = "something-else"
+    broken = tmp_path / "broken"
+    shutil.copytree(xnnpack_bundle, broken)
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(LoraError, match=re.escape(str(broken / "manifest.json"))):
+        Engine.load(str(broken))
