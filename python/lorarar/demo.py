@@ -1,102 +1,145 @@
-"""``make demo``: the engine's main job on what this checkout has.
+"""``make demo``: the engine's main job on the embedded default world.
 
-Until the embedded default world (a trained model family and LoRA library) lands, the demo walks the LoRA core
-on a Stable-Diffusion-layout UNet it builds from a seed: write a content and a style LoRA as diffusers does, read
-them natively, merge them, write the merge as a standard LoRA, fuse it into the UNet, and report each step's time.
+1. The default world's pipeline is exported once to an ExecuTorch/XNNPACK bundle under .cache/bundles/ (kept and
+   reused while the model and hypernetwork are unchanged; the manifest records their hashes).
+2. The native engine loads the bundle once. For a content and a style LoRA from the test split (never seen by the
+   hypernetwork) it generates, with the same seed: the base model, each LoRA alone, their direct merge and the
+   LoRA.rar merge, swapping pairs in the one context: no re-export, recompilation or reload of base weights.
+3. Every image is saved under out/demo/ with a grid, and the timings are printed (merge, per step, end to end).
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 OUT = Path("out/demo")
+CONTENT, STYLE = "truck", "denim"
 
 
-def build_inputs(out: Path) -> tuple[Path, Path, Path]:
-    import torch
-    from diffusers import UNet2DConditionModel
-    from diffusers.loaders import StableDiffusionLoraLoaderMixin
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
+def source_digest(folder: Path) -> str:
+    """A hash of every file under a folder (names and bytes): whether a cached bundle is stale."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(folder)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
-    torch.manual_seed(0)
-    config = dict(
-        sample_size=16,
-        layers_per_block=2,
-        block_out_channels=(32, 64, 64),
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=64,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
-    unet_dir = out / "unet"
-    UNet2DConditionModel(**config).save_pretrained(unet_dir)
-    paths = []
-    for name, rank, seed in (("content", 4, 1), ("style", 8, 2)):
-        unet = UNet2DConditionModel(**config)
-        torch.manual_seed(seed)
-        unet.add_adapter(
-            LoraConfig(
-                r=rank,
-                lora_alpha=rank,
-                target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                init_lora_weights="gaussian",
-            )
+
+def default_bundle(root: Path | None = None, quiet: bool = False) -> Path:
+    """The default world's XNNPACK bundle, exported on first use."""
+    from lorarar.export.bundle import COMPONENTS, ExportOptions, export_bundle
+    from lorarar.world import catalog
+
+    paths = catalog.paths(root)
+    hypernet = paths.hypernet if (paths.hypernet / "config.json").exists() else None
+    digest = source_digest(paths.pipeline) + (source_digest(hypernet) if hypernet else "")
+    bundle = catalog.repo_root() / ".cache" / "bundles" / "default-xnnpack"
+    stamp = bundle.with_name(bundle.name + ".source.sha256")  # beside it: a bundle holds only its manifest's files
+    if stamp.exists() and stamp.read_text() == digest:
+        return bundle
+    if not quiet:
+        print(f"exporting the default world to {bundle} (once; a few minutes on two cores)", flush=True)
+    components = COMPONENTS if hypernet else tuple(c for c in COMPONENTS if c != "hypernet")
+    export_bundle(
+        ExportOptions(
+            model=paths.pipeline,
+            out=bundle,
+            backend="xnnpack",
+            quant="none",
+            max_rank=32,
+            hypernet=hypernet,
+            components=components,
+            progress=not quiet,
         )
-        for module in unet.modules():
-            if hasattr(module, "lora_B") and "default" in getattr(module, "lora_B", {}):
-                torch.nn.init.normal_(module.lora_B["default"].weight, std=0.02)
-        StableDiffusionLoraLoaderMixin.save_lora_weights(out / name, unet_lora_layers=get_peft_model_state_dict(unet))
-        paths.append(out / name / "pytorch_lora_weights.safetensors")
-    return unet_dir, paths[0], paths[1]
+    )
+    stamp.write_text(digest)
+    return bundle
 
 
-def main() -> None:
-    from lorarar.cli.main import main as cli
+def save_png(image: np.ndarray, path: Path, zoom: int = 4) -> None:
+    from PIL import Image
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    unet_dir, content, style = build_inputs(OUT)
-    print(f"built a SD-layout UNet and two LoRAs in {time.perf_counter() - start:.1f} s under {OUT}/")
-    steps = [
-        ["lora", "info", str(content), "--base", str(unet_dir)],
-        [
-            "merge",
-            "--content",
-            str(content),
-            "--style",
-            str(style),
-            "--base",
-            str(unet_dir),
-            "--content-scale",
-            "1.0",
-            "--style-scale",
-            "0.8",
-            "--out",
-            str(OUT / "merged.safetensors"),
-        ],
-        ["fuse", "--base", str(unet_dir), "--lora", str(OUT / "merged.safetensors"), "--out", str(OUT / "unet_fused")],
+    Image.fromarray(image).resize((image.shape[1] * zoom, image.shape[0] * zoom), Image.NEAREST).save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lorarar import LoraFile
+    from lorarar._native import Context, Engine
+    from lorarar.world import catalog
+
+    parser = argparse.ArgumentParser(prog="python -m lorarar.demo")
+    parser.add_argument("--content", default=CONTENT)
+    parser.add_argument("--style", default=STYLE)
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+
+    paths = catalog.paths()
+    bundle = default_bundle()
+    t0 = time.perf_counter()
+    engine = Engine.load(str(bundle))
+    load_ms = (time.perf_counter() - t0) * 1e3
+    content = LoraFile.load(str(paths.content_lora(args.content)))
+    style = LoraFile.load(str(paths.style_lora(args.style)))
+    runs: list[tuple[str, Any, Any, str, str]] = [
+        ("base", None, None, "direct", catalog.merged_prompt(args.content)),
+        ("content", content, None, "single", catalog.content_prompt(args.content)),
+        ("style", None, style, "single", catalog.style_prompt(catalog.subject_class(args.content))),
+        ("direct", content, style, "direct", catalog.merged_prompt(args.content)),
     ]
-    for args in steps:
-        print("$ lorarar " + " ".join(args))
-        if args[:2] == ["lora", "info"]:
-            args = [*args, "--json"]
-            from contextlib import redirect_stdout
-            from io import StringIO
-
-            buf = StringIO()
-            with redirect_stdout(buf):
-                code = cli(args)
-            info = json.loads(buf.getvalue())
-            print(f"  {info['format']}: {len(info['layers'])} layers, rank {info['layers'][0]['rank']}")
-        else:
-            code = cli(args)
-        if code != 0:
-            raise SystemExit(code)
+    if engine.has_hypernet:
+        runs.append(("lora.rar", content, style, "hypernet", catalog.merged_prompt(args.content)))
+    else:
+        print("the default world has no trained hypernetwork yet: the LoRA.rar merge is skipped")
+    args.out.mkdir(parents=True, exist_ok=True)
+    ctx = Context.create(engine)
+    rows = []
+    print(
+        json.dumps(
+            {
+                "bundle": str(bundle),
+                "backend": engine.backend,
+                "load_ms": round(load_ms, 1),
+                "pair": [args.content, args.style],
+            }
+        )
+    )
+    for name, c, s, method, prompt in runs:
+        merge = ctx.set_loras(c, s, method=method)
+        images, steps, totals = [], [], []
+        for seed in range(args.seeds):
+            image, timings, _ = ctx.generate(prompt, steps=args.steps, seed=seed)
+            images.append(image)
+            steps.append(timings["step_ms_median"])
+            totals.append(timings["total_ms"])
+        row = np.concatenate(images, axis=1)
+        rows.append(row)
+        save_png(row, args.out / f"{name.replace('.', '')}.png")
+        print(
+            json.dumps(
+                {
+                    "run": name,
+                    "prompt": prompt,
+                    "merge_ms": round(merge.get("total_ms", 0.0), 3),
+                    "merge_breakdown_ms": {k: round(v, 3) for k, v in merge.items()},
+                    "step_ms_median": round(float(np.median(steps)), 2),
+                    "image_ms_median": round(float(np.median(totals)), 1),
+                }
+            ),
+            flush=True,
+        )
+    save_png(np.concatenate(rows, axis=0), args.out / "grid.png")
+    print(f"rows of {args.out / 'grid.png'}: {', '.join(r[0] for r in runs)}; {args.seeds} seeds each")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -70,9 +70,10 @@ def default_prompt(content: str | None, style: str | None) -> str:
 
 
 def default_bundle() -> Path:
-    from lorarar.world import catalog
+    """The default world's XNNPACK bundle (exported into .cache/bundles/ on first use)."""
+    from lorarar.demo import default_bundle as exported
 
-    return catalog.repo_root() / "models" / "bundles" / "default-xnnpack"
+    return exported()
 
 
 def save_png(image: np.ndarray, out: Path) -> None:

@@ -1,0 +1,260 @@
+"""Engine benchmark: what a phone user waits for when they pick a new content+style pair, native vs PyTorch.
+
+On a bundle (default: the default world's XNNPACK bundle, exported on first use) and a content/style pair:
+- pair switch: ``Context.set_loras`` (parse-free: both files are mapped once; hypernetwork coefficients + fold into
+  the UNet's LoRA slot) for the hypernet and direct merges, against diffusers applying the same merged LoRA to its
+  pipeline (``load_lora_weights`` + ``fuse_lora``, then ``unfuse_lora`` + ``unload_lora_weights`` to switch back);
+- merge-to-first-step: pair switch plus one denoising step (the latency before the first progress update);
+- denoising step (classifier-free guidance batch 2) and whole image, native vs diffusers on the same model;
+- peak RSS of a process that loads the engine and generates, against one that loads the diffusers pipeline;
+- endurance: RSS growth over many switch-pair + generate cycles (a leak shows as growth).
+Each row: name, unit, median, p10, p90, n, and the comparison figures (``vs`` = the alternative's median,
+``speedup`` = alternative / native). Absolute times on a shared machine are noisy; compare ratios.
+
+    .venv/bin/python benchmarks/engine.py [--bundle DIR] [--content NAME|FILE] [--style NAME|FILE] [--reps N]
+        [--threads N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def stats(name: str, unit: str, samples: list[float], **extra: Any) -> dict[str, Any]:
+    ordered = sorted(samples)
+
+    def q(f: float) -> float:
+        return ordered[min(len(ordered) - 1, int(f * len(ordered)))]
+
+    row = {
+        "name": name,
+        "unit": unit,
+        "median": round(statistics.median(ordered), 4),
+        "p10": round(q(0.1), 4),
+        "p90": round(q(0.9), 4),
+        "n": len(ordered),
+    }
+    row.update(extra)
+    return row
+
+
+def timed(fn: Callable[[], Any], reps: int) -> list[float]:
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child_peak_rss(code: str) -> float:
+    """Peak RSS (MB) of a fresh interpreter running `code` (so the two pipelines do not share a heap)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return int(out.strip().splitlines()[-1]) / 1024
+
+
+def resolve(value: str, kind: str) -> Path:
+    from lorarar.world import catalog
+
+    path = Path(value)
+    if path.exists():
+        return path
+    paths = catalog.paths()
+    return paths.content_lora(value) if kind == "content" else paths.style_lora(value)
+
+
+def main() -> int:
+    from lorarar import LoraFile
+    from lorarar._native import Context, Engine
+    from lorarar.pipeline import bundle_source, load_reference, merged_lora
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--content", default="truck")
+    parser.add_argument("--style", default="denim")
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--swaps", type=int, default=1000, help="switch+generate cycles of the endurance run")
+    parser.add_argument("--quick", action="store_true", help="3 reps, 5 steps, 100 swaps")
+    args = parser.parse_args()
+    if args.quick:
+        args.reps, args.steps, args.swaps = 3, 5, 100
+    if args.bundle is None:
+        from lorarar.demo import default_bundle
+
+        args.bundle = default_bundle(quiet=True)
+    import torch
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    content_path, style_path = resolve(args.content, "content"), resolve(args.style, "style")
+
+    def emit(row: dict[str, Any]) -> None:
+        print(json.dumps(row), flush=True)
+
+    engine = Engine.load(str(args.bundle), n_threads=args.threads)
+    content, style = LoraFile.load(str(content_path)), LoraFile.load(str(style_path))
+    ctx = Context.create(engine)
+    prompt = "a sks bird in zwz style"
+    methods = ["direct"] + (["hypernet"] if engine.has_hypernet else [])
+
+    # ---- diffusers: the same merged LoRA applied to the pipeline it was exported from.
+    model, hypernet = bundle_source(args.bundle)
+    pipe = load_reference(model, "ddim")
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in methods:
+            if method == "hypernet" and hypernet is None:
+                continue
+            lora = merged_lora(content_path, style_path, method, hypernet, Path(tmp))
+
+            def diffusers_switch(lora: Path = lora) -> None:
+                pipe.load_lora_weights(str(lora), adapter_name="bench")
+                pipe.fuse_lora(lora_scale=1.0, adapter_names=["bench"])
+                pipe.unfuse_lora()
+                pipe.unload_lora_weights()
+
+            theirs = timed(diffusers_switch, args.reps)
+
+            def native_switch(m: str = method) -> None:
+                ctx.set_loras(content, style, method=m)
+
+            ours = timed(native_switch, args.reps * 5)
+            emit(
+                stats(
+                    f"pair_switch_{method}",
+                    "ms",
+                    ours,
+                    vs="diffusers load_lora_weights+fuse_lora+unfuse+unload of the merged LoRA",
+                    vs_median=round(statistics.median(theirs), 3),
+                    speedup=round(statistics.median(theirs) / statistics.median(ours), 1),
+                )
+            )
+
+    # ---- merge to first step, per step, whole image.
+    for method in methods:
+
+        def switch_and_step(m: str = method) -> None:
+            ctx.set_loras(content, style, method=m)
+            ctx.generate(prompt, steps=1, seed=0)
+
+        emit(stats(f"merge_to_first_step_{method}", "ms", timed(switch_and_step, args.reps), includes="decode"))
+    ctx.set_loras(content, style, method="direct")
+    step_ms: list[float] = []  # each image's median step
+    image_ms: list[float] = []
+    for seed in range(args.reps):
+        _, timings, _ = ctx.generate(prompt, steps=args.steps, seed=seed)
+        step_ms.append(timings["step_ms_median"])
+        image_ms.append(timings["total_ms"])
+
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+
+    def torch_image() -> None:
+        with torch.no_grad():
+            pipe(prompt, num_inference_steps=args.steps, guidance_scale=5.0, output_type="np", height=size, width=size)
+
+    theirs_image = timed(torch_image, max(2, args.reps // 2))
+    emit(
+        stats(
+            "denoise_step",
+            "ms",
+            step_ms,
+            batch=2,
+            vs="diffusers StableDiffusionPipeline per step (image time / steps)",
+            vs_median=round(statistics.median(theirs_image) / args.steps, 3),
+            speedup=round(statistics.median(theirs_image) / args.steps / statistics.median(step_ms), 2),
+        )
+    )
+    emit(
+        stats(
+            "image",
+            "ms",
+            image_ms,
+            steps=args.steps,
+            vs="diffusers StableDiffusionPipeline",
+            vs_median=round(statistics.median(theirs_image), 1),
+            speedup=round(statistics.median(theirs_image) / statistics.median(image_ms), 2),
+        )
+    )
+
+    # ---- endurance: switch the pair and generate (1 step), many cycles; RSS after warm-up vs at the end.
+    def cycle(i: int) -> None:
+        if i % 2:
+            ctx.set_loras(content, style, method=methods[-1])
+        else:
+            ctx.set_loras(style, content, method="direct")
+        ctx.generate(prompt, steps=1, seed=i)
+
+    for i in range(10):
+        cycle(i)
+    before = current_rss_mb()
+    cycle_ms = []
+    for i in range(args.swaps):
+        t = time.perf_counter()
+        cycle(i)
+        cycle_ms.append((time.perf_counter() - t) * 1e3)
+    after = current_rss_mb()
+    emit(
+        stats(
+            "switch_generate_cycles",
+            "ms",
+            cycle_ms,
+            rss_before_mb=round(before, 1),
+            rss_after_mb=round(after, 1),
+            rss_growth_mb=round(after - before, 2),
+        )
+    )
+
+    # ---- peak memory of each pipeline in its own process.
+    ours_rss = child_peak_rss(
+        "from lorarar._native import Engine, Context; from lorarar import LoraFile\n"
+        f"e = Engine.load({str(args.bundle)!r}); c = Context.create(e)\n"
+        f"c.set_loras(LoraFile.load({str(content_path)!r}), LoraFile.load({str(style_path)!r}), method='direct')\n"
+        f"c.generate('a bird', steps=2, seed=0)"
+    )
+    theirs_rss = child_peak_rss(
+        "import torch; from diffusers import StableDiffusionPipeline\n"
+        f"p = StableDiffusionPipeline.from_pretrained({str(model)!r}, torch_dtype=torch.float32)\n"
+        "p.set_progress_bar_config(disable=True)\n"
+        f"p('a bird', num_inference_steps=2, output_type='np', height={size}, width={size})"
+    )
+    emit(
+        stats(
+            "peak_rss",
+            "MB",
+            [ours_rss],
+            vs="diffusers pipeline process",
+            vs_median=round(theirs_rss, 1),
+            ratio=round(theirs_rss / ours_rss, 2),
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
