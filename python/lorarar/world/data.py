@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -96,12 +97,16 @@ def class_prior(cls: str, seed: int, count: int) -> Batch:
 
 
 def subject_images(subject: str, seed: int, count: int) -> npt.NDArray[np.float32]:
-    """A few photos of one subject, as a user would take them: varied poses and colours, plain backdrops."""
+    """A few photos of one subject, as a user would take them: varied poses and backdrops, and the subject's own
+    colours (a subject is a particular object: its look is part of its identity, as a dog's coat is)."""
     images = np.empty((count, 64, 64, 3), dtype=np.float32)
     s = named_subject(subject)
+    look = plain_style(np.random.default_rng(int.from_bytes(hashlib.sha256(subject.encode()).digest()[:8], "little")))
     for i in range(count):
         rng = np.random.default_rng((seed, 104729, i))
-        images[i] = render(s, plain_style(rng), Pose.random(rng))
+        backdrop = plain_style(rng)
+        style = replace(backdrop, primary=look.primary, secondary=look.secondary, outline=look.outline)
+        images[i] = render(s, style, Pose.random(rng))
     return images
 
 
