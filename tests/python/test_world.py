@@ -16,8 +16,6 @@ from lorarar.world.styles import NAMED_STYLES, random_style
 from lorarar.world.subjects import NAMED_SUBJECT_PARAMS, named_subject, random_instance
 
 WORLD = catalog.paths()
-HAS_WORLD = (WORLD.pipeline / "model_index.json").exists()
-needs_world = pytest.mark.skipif(not HAS_WORLD, reason="default world artifacts not built")
 
 
 def test_renderer_is_deterministic_and_draws_the_subject() -> None:
@@ -103,7 +101,6 @@ def test_training_code_paths_run(tmp_path: Path) -> None:
     assert set(scores) >= {"content_fidelity", "style_fidelity", "both_correct", "feature_distance"}
 
 
-@needs_world
 def test_default_pipeline_loads_with_plain_diffusers() -> None:
     from diffusers import StableDiffusionPipeline
 
@@ -120,7 +117,6 @@ def test_default_pipeline_loads_with_plain_diffusers() -> None:
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
 
 
-@needs_world
 def test_library_loras_load_in_diffusers() -> None:
     from diffusers import StableDiffusionPipeline
 
