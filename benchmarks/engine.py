@@ -69,9 +69,11 @@ def current_rss_mb() -> float:
 
 
 def child_peak_rss(code: str) -> float:
-    """Peak RSS (MB) of a fresh interpreter running `code` (so the two pipelines do not share a heap)."""
+    """Peak RSS (MB) of a fresh interpreter running `code` (so the two pipelines do not share a heap). VmHWM, not
+    ru_maxrss: Linux carries the parent's ru_maxrss across fork + exec, VmHWM starts with the new image."""
+    probe = "[print(int(l.split()[1])) for l in open('/proc/self/status') if l.startswith('VmHWM:')]"
     out = subprocess.run(
-        [sys.executable, "-c", code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+        [sys.executable, "-c", code + "\n" + probe],
         check=True,
         capture_output=True,
         text=True,
