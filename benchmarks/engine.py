@@ -25,36 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def stats(name: str, unit: str, samples: list[float], **extra: Any) -> dict[str, Any]:
-    ordered = sorted(samples)
-
-    def q(f: float) -> float:
-        return ordered[min(len(ordered) - 1, int(f * len(ordered)))]
-
-    row = {
-        "name": name,
-        "unit": unit,
-        "median": round(statistics.median(ordered), 4),
-        "p10": round(q(0.1), 4),
-        "p90": round(q(0.9), 4),
-        "n": len(ordered),
-    }
-    row.update(extra)
-    return row
-
-
-def timed(fn: Callable[[], Any], reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1e3)
-    return out
+from rows import stats, timed
 
 
 def rss_mb() -> float:

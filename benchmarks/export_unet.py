@@ -23,12 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+
+from rows import stats, timed
 
 VARIANTS = (
     "eager",
@@ -39,23 +39,6 @@ VARIANTS = (
     "ort-fp32-fused",
     "ort-fp32-slot",
 )
-
-
-def stats(name: str, unit: str, samples: list[float], **extra: Any) -> dict[str, Any]:
-    q = np.percentile(samples, [10, 90])
-    row = {"name": name, "unit": unit, "median": statistics.median(samples), "p10": float(q[0]), "p90": float(q[1])}
-    row["n"] = len(samples)
-    row.update(extra)
-    return row
-
-
-def timed(fn: Callable[[], object], reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1e3)
-    return out
 
 
 def unet_config(preset: str) -> dict[str, Any]:

@@ -18,8 +18,6 @@ import gc
 import json
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from safetensors.torch import save_file
 
 from lorarar import Adapter, LoraFile, ThreadPool
 from lorarar.merge import reference
+from rows import stats, timed
 
 # stabilityai/stable-diffusion-xl-base-1.0 unet/config.json, the fields that shape the attention projections.
 SDXL_UNET = dict(
@@ -60,23 +59,6 @@ def sdxl_attention_shapes() -> dict[str, tuple[int, int]]:
         for name, m in unet.named_modules()
         if isinstance(m, torch.nn.Linear) and name.endswith(("to_q", "to_k", "to_v", "to_out.0"))
     }
-
-
-def stats(name: str, unit: str, samples: list[float], **extra: Any) -> dict[str, Any]:
-    q = np.percentile(samples, [10, 90])
-    row = {"name": name, "unit": unit, "median": statistics.median(samples), "p10": float(q[0]), "p90": float(q[1])}
-    row["n"] = len(samples)
-    row.update(extra)
-    return row
-
-
-def timed(fn: Callable[[], object], reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1e3)
-    return out
 
 
 def write_lora(path: Path, shapes: dict[str, tuple[int, int]], seed: int) -> None:
