@@ -114,3 +114,19 @@ def export_bundle_factory(tmp_path_factory: pytest.TempPathFactory, tiny_pipelin
         return _bundle(tmp_path_factory, tiny_pipeline, None, backend, quant, components)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pair(tiny_pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A content LoRA (rank 4) and a style LoRA (rank 4) for the tiny pipeline's UNet, peft format, random factors:
+    the pair the engine tests merge (the slot's max rank is 8)."""
+    from diffusers import UNet2DConditionModel
+
+    from export_helpers import write_lora
+
+    unet = UNet2DConditionModel.from_pretrained(str(tiny_pipeline / "unet"))
+    folder = tmp_path_factory.mktemp("engine-loras")
+    return (
+        write_lora(unet, folder / "content.safetensors", rank=4, alpha=4.0, seed=21),
+        write_lora(unet, folder / "style.safetensors", rank=4, alpha=2.0, seed=22),
+    )

@@ -27,19 +27,6 @@ PROMPT = "a sks bird in zwz style"
 
 
 @pytest.fixture(scope="module")
-def pair(tiny_pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A content LoRA (rank 4) and a style LoRA (rank 4) for the tiny UNet, peft format, random factors."""
-    from diffusers import UNet2DConditionModel
-
-    unet = UNet2DConditionModel.from_pretrained(str(tiny_pipeline / "unet"))
-    folder = tmp_path_factory.mktemp("engine-loras")
-    return (
-        write_lora(unet, folder / "content.safetensors", rank=4, alpha=4.0, seed=21),
-        write_lora(unet, folder / "style.safetensors", rank=4, alpha=2.0, seed=22),
-    )
-
-
-@pytest.fixture(scope="module")
 def engine(xnnpack_bundle: Path) -> Engine:
     return Engine.load(str(xnnpack_bundle), n_threads=2)
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export_helpers import write_lora
 from lorarar import LoraFile
 from lorarar._native import Context, Engine
 
@@ -39,18 +38,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-@pytest.fixture(scope="module")
-def arm_pair(tiny_pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from diffusers import UNet2DConditionModel
-
-    unet = UNet2DConditionModel.from_pretrained(str(tiny_pipeline / "unet"))
-    folder = tmp_path_factory.mktemp("arm-loras")
-    return (
-        write_lora(unet, folder / "content.safetensors", rank=4, alpha=4.0, seed=31),
-        write_lora(unet, folder / "style.safetensors", rank=4, alpha=2.0, seed=32),
-    )
-
-
 def _need(binary: Path) -> None:
     if not binary.exists():
         if os.environ.get("LORARAR_REQUIRE_AARCH64") == "1":
@@ -59,14 +46,12 @@ def _need(binary: Path) -> None:
 
 
 @pytest.mark.parametrize("method", ["hypernet", "direct"])
-def test_arm_engine_matches_host(
-    xnnpack_bundle: Path, arm_pair: tuple[Path, Path], tmp_path: Path, method: str
-) -> None:
+def test_arm_engine_matches_host(xnnpack_bundle: Path, pair: tuple[Path, Path], tmp_path: Path, method: str) -> None:
     _need(ARM_BINARY)
     if shutil.which("qemu-aarch64") is None:
         pytest.fail("qemu-aarch64 is missing (make system-deps installs qemu-user)")
     out = tmp_path / "arm.ppm"
-    args = [str(xnnpack_bundle), str(arm_pair[0]), str(arm_pair[1]), str(out)]
+    args = [str(xnnpack_bundle), str(pair[0]), str(pair[1]), str(out)]
     args += ["--method", method, "--steps", "4", "--seed", "5", "--threads", "1"]
     run = subprocess.run(
         ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(ARM_BINARY), *args],
@@ -81,34 +66,34 @@ def test_arm_engine_matches_host(
 
     engine = Engine.load(str(xnnpack_bundle), n_threads=1)
     ctx = Context.create(engine)
-    ctx.set_loras(LoraFile.load(str(arm_pair[0])), LoraFile.load(str(arm_pair[1])), method=method)
+    ctx.set_loras(LoraFile.load(str(pair[0])), LoraFile.load(str(pair[1])), method=method)
     host = ctx.generate("a sks bird in zwz style", steps=4, seed=5)[0]
     assert arm.shape == host.shape
     assert psnr(arm, host) > 35.0
 
 
-def test_host_c_example_equals_bindings(xnnpack_bundle: Path, arm_pair: tuple[Path, Path], tmp_path: Path) -> None:
+def test_host_c_example_equals_bindings(xnnpack_bundle: Path, pair: tuple[Path, Path], tmp_path: Path) -> None:
     """The plain-C program and the Python bindings run the same library: identical images."""
     _need(HOST_BINARY)
     out = tmp_path / "host.ppm"
     run = subprocess.run(
-        [str(HOST_BINARY), str(xnnpack_bundle), str(arm_pair[0]), str(arm_pair[1]), str(out), "--steps", "3"],
+        [str(HOST_BINARY), str(xnnpack_bundle), str(pair[0]), str(pair[1]), str(out), "--steps", "3"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     ctx = Context.create(Engine.load(str(xnnpack_bundle)))
-    ctx.set_loras(LoraFile.load(str(arm_pair[0])), LoraFile.load(str(arm_pair[1])), method="hypernet")
+    ctx.set_loras(LoraFile.load(str(pair[0])), LoraFile.load(str(pair[1])), method="hypernet")
     assert np.array_equal(read_ppm(out), ctx.generate("a sks bird in zwz style", steps=3, seed=0)[0])
 
 
-def test_c_example_reports_bad_files(xnnpack_bundle: Path, arm_pair: tuple[Path, Path], tmp_path: Path) -> None:
+def test_c_example_reports_bad_files(xnnpack_bundle: Path, pair: tuple[Path, Path], tmp_path: Path) -> None:
     _need(HOST_BINARY)
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
     run = subprocess.run(
-        [str(HOST_BINARY), str(xnnpack_bundle), str(bad), str(arm_pair[1]), str(tmp_path / "x.ppm")],
+        [str(HOST_BINARY), str(xnnpack_bundle), str(bad), str(pair[1]), str(tmp_path / "x.ppm")],
         capture_output=True,
         text=True,
         timeout=120,
