@@ -154,6 +154,19 @@ NB_MODULE(_native, m) {
             return std::const_pointer_cast<LoraFile>(unwrap(LoraFile::load(path, o)));
           },
           nb::arg("path"), nb::arg("base").none() = nb::none(), nb::arg("check_values") = true)
+      .def_static(
+          "from_bytes",
+          [](nb::bytes data, const std::string& name, const std::string& adapter_config_json,
+             std::shared_ptr<UNetDir> base, bool check_values) {
+            LoraFile::Options o;
+            o.base = base ? &base->base() : nullptr;
+            o.check_values = check_values;
+            return std::const_pointer_cast<LoraFile>(
+                unwrap(LoraFile::from_memory(data.c_str(), data.size(), name, adapter_config_json, o)));
+          },
+          nb::arg("data"), nb::arg("name"), nb::arg("adapter_config_json") = "", nb::arg("base").none() = nb::none(),
+          nb::arg("check_values") = true,
+          "The bytes of a .safetensors LoRA (copied); `name` stands for the path in errors.")
       .def_prop_ro("path", &LoraFile::path)
       .def_prop_ro("format", [](const LoraFile& f) { return std::string(lora_format_name(f.model().format)); })
       .def_prop_ro("text_encoder_keys", [](const LoraFile& f) { return f.model().text_encoder_keys; })

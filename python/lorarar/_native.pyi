@@ -75,6 +75,12 @@ class LoraFile:
     @staticmethod
     def load(path: str, base: BaseModel | None = None, check_values: bool = True) -> LoraFile: ...
 
+    @staticmethod
+    def from_bytes(data: bytes, name: str, adapter_config_json: str = '', base: BaseModel | None = None, check_values: bool = True) -> LoraFile:
+        """
+        The bytes of a .safetensors LoRA (copied); `name` stands for the path in errors.
+        """
+
     @property
     def path(self) -> str: ...
 

@@ -114,6 +114,23 @@ lorarar_status lorarar_lora_load(const char* path, const lorarar_lora_load_param
   });
 }
 
+lorarar_status lorarar_lora_load_from_memory(const void* data, size_t size, const char* name,
+                                             const char* adapter_config_json, const lorarar_lora_load_params* params,
+                                             lorarar_lora** out) {
+  return guarded([&] {
+    LORARAR_CHECK_ARG(name && out, "name and out must not be NULL");
+    LORARAR_CHECK_ARG(data || size == 0, "data must not be NULL");
+    const lorarar_lora_load_params p = params ? *params : lorarar_lora_load_default_params();
+    LoraFile::Options options;
+    options.base = p.base ? &p.base->unet->base() : nullptr;
+    options.check_values = p.check_values != 0;
+    auto file = LoraFile::from_memory(data, size, name, adapter_config_json ? adapter_config_json : "", options);
+    if (!file.ok()) return fail(file.status());
+    *out = new lorarar_lora{std::move(file).get()};
+    return LORARAR_OK;
+  });
+}
+
 void lorarar_lora_free(lorarar_lora* lora) { delete lora; }
 
 const char* lorarar_lora_format(const lorarar_lora* lora) {

@@ -2,12 +2,12 @@
 
 namespace lorarar {
 
-Result<SafetensorsView> open_safetensors(const std::string& path, std::shared_ptr<MappedFile>* map) {
-  auto mapped = MappedFile::open(path);
-  if (!mapped.ok()) return mapped.status().with_context(path);
-  *map = std::move(mapped).get();
-  const uint8_t* d = (*map)->data();
-  const size_t n = (*map)->size();
+namespace {
+
+// `map`'s bytes as safetensors; errors are prefixed with `path`.
+Result<SafetensorsView> parse_safetensors(const std::string& path, const std::shared_ptr<MappedFile>& map) {
+  const uint8_t* d = map->data();
+  const size_t n = map->size();
   auto view = SafetensorsView::parse(d, n);
   if (!view.ok()) {
     // Pickled checkpoints (.bin/.pt/.ckpt) are zip archives or raw pickles;
@@ -23,6 +23,22 @@ Result<SafetensorsView> open_safetensors(const std::string& path, std::shared_pt
   return view;
 }
 
+Result<json::Value> parse_adapter_config(const std::string& name, const std::string& text) {
+  auto parsed = json::parse(text);
+  if (!parsed.ok()) return parsed.status().with_context(name);
+  if (!parsed->is_object()) return make_error(Error::kInvalidFile, name + ": not a JSON object");
+  return parsed;
+}
+
+}  // namespace
+
+Result<SafetensorsView> open_safetensors(const std::string& path, std::shared_ptr<MappedFile>* map) {
+  auto mapped = MappedFile::open(path);
+  if (!mapped.ok()) return mapped.status().with_context(path);
+  *map = std::move(mapped).get();
+  return parse_safetensors(path, *map);
+}
+
 Result<std::shared_ptr<const LoraFile>> LoraFile::load(const std::string& path, const Options& options) {
   std::string file_path = path;
   json::Value adapter_config;
@@ -36,10 +52,7 @@ Result<std::shared_ptr<const LoraFile>> LoraFile::load(const std::string& path, 
       if (file_exists(config_path)) {
         auto text = read_text_file(config_path);
         if (!text.ok()) return text.status().with_context(config_path);
-        auto parsed = json::parse(text.get());
-        if (!parsed.ok()) return parsed.status().with_context(config_path);
-        if (!parsed->is_object()) return make_error(Error::kInvalidFile, config_path + ": not a JSON object");
-        adapter_config = std::move(parsed).get();
+        LORARAR_ASSIGN_OR_RETURN(adapter_config, parse_adapter_config(config_path, text.get()));
         has_config = true;
       }
     } else if (file_exists(diffusers)) {
@@ -51,13 +64,36 @@ Result<std::shared_ptr<const LoraFile>> LoraFile::load(const std::string& path, 
   }
   std::shared_ptr<LoraFile> file(new LoraFile());
   file->path_ = file_path;
-  LORARAR_ASSIGN_OR_RETURN(file->view_, open_safetensors(file_path, &file->map_));
+  auto mapped = MappedFile::open(file_path);
+  if (!mapped.ok()) return mapped.status().with_context(file_path);
+  file->map_ = std::move(mapped).get();
+  return parse(std::move(file), has_config ? &adapter_config : nullptr, options);
+}
+
+Result<std::shared_ptr<const LoraFile>> LoraFile::from_memory(const void* data, size_t size, const std::string& name,
+                                                              const std::string& adapter_config_json,
+                                                              const Options& options) {
+  json::Value adapter_config;
+  if (!adapter_config_json.empty()) {
+    LORARAR_ASSIGN_OR_RETURN(adapter_config, parse_adapter_config(name + " (adapter config)", adapter_config_json));
+  }
+  std::shared_ptr<LoraFile> file(new LoraFile());
+  file->path_ = name;
+  auto copy = MappedFile::copy_of(data, size);
+  if (!copy.ok()) return copy.status().with_context(name);
+  file->map_ = std::move(copy).get();
+  return parse(std::move(file), adapter_config_json.empty() ? nullptr : &adapter_config, options);
+}
+
+Result<std::shared_ptr<const LoraFile>> LoraFile::parse(std::shared_ptr<LoraFile> file, const json::Value* config,
+                                                        const Options& options) {
+  LORARAR_ASSIGN_OR_RETURN(file->view_, parse_safetensors(file->path_, file->map_));
   LoraParseOptions parse_options;
   parse_options.base = options.base;
-  parse_options.adapter_config = has_config ? &adapter_config : nullptr;
+  parse_options.adapter_config = config;
   parse_options.check_values = options.check_values;
   auto model = parse_lora(file->view_, parse_options);
-  if (!model.ok()) return model.status().with_context(file_path);
+  if (!model.ok()) return model.status().with_context(file->path_);
   file->model_ = std::move(model).get();
   return std::shared_ptr<const LoraFile>(std::move(file));
 }

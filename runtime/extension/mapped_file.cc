@@ -16,7 +16,20 @@ Status io_error(const std::string& what) { return make_error(Error::kIo, what + 
 }  // namespace
 
 MappedFile::~MappedFile() {
-  if (data_ && size_) munmap(const_cast<uint8_t*>(data_), size_);
+  if (data_ && size_ && !owned_) munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+Result<std::shared_ptr<MappedFile>> MappedFile::copy_of(const void* data, size_t size) {
+  if (!data && size) return make_error(Error::kInvalidArgument, "no data");
+  std::shared_ptr<MappedFile> file(new MappedFile());
+  // new[] aligns to max_align_t, as a map's page alignment would for the header; tensor offsets are checked
+  // by the parser either way.
+  file->owned_.reset(new (std::nothrow) uint8_t[size ? size : 1]);
+  if (!file->owned_) return make_error(Error::kOutOfMemory, "cannot allocate " + std::to_string(size) + " bytes");
+  if (size) std::memcpy(file->owned_.get(), data, size);
+  file->data_ = file->owned_.get();
+  file->size_ = size;
+  return file;
 }
 
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {

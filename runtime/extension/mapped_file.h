@@ -20,6 +20,9 @@ class MappedFile {
 
   // Errors carry no path; callers prefix it.
   static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
+  // A private copy of `size` bytes, for data that never was a file (an app's
+  // asset or a download): the caller may free its buffer once this returns.
+  static Result<std::shared_ptr<MappedFile>> copy_of(const void* data, size_t size);
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
@@ -28,6 +31,7 @@ class MappedFile {
   MappedFile() = default;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  std::unique_ptr<uint8_t[]> owned_;  // set by copy_of; otherwise data_ is a map
 };
 
 // Reads a whole small file (configs, manifests).

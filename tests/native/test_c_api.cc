@@ -105,6 +105,54 @@ TEST(c_api_load_merge_save_reload) {
   lorarar_coeffs_free(coeffs);
 }
 
+TEST(c_api_loads_a_lora_from_memory_as_from_its_file) {
+  const std::string dir = make_temp_dir();
+  const std::string path = write_lora(dir, "content.safetensors", 1, 4);
+  std::string bytes = read_file(path);
+  lorarar_lora *from_file = nullptr, *from_memory = nullptr;
+  CHECK_EQ(lorarar_lora_load(path.c_str(), nullptr, &from_file), LORARAR_OK);
+  CHECK_EQ(lorarar_lora_load_from_memory(bytes.data(), bytes.size(), "asset:content", nullptr, nullptr, &from_memory),
+           LORARAR_OK);
+  bytes.assign(bytes.size(), '\0');  // the handle holds its own copy
+  CHECK_EQ(lorarar_lora_num_layers(from_memory), lorarar_lora_num_layers(from_file));
+  lorarar_adapter *a1 = nullptr, *a2 = nullptr;
+  CHECK_EQ(lorarar_adapter_from_lora(from_file, 1.0f, &a1), LORARAR_OK);
+  CHECK_EQ(lorarar_adapter_from_lora(from_memory, 1.0f, &a2), LORARAR_OK);
+  std::vector<float> fa(4 * 16), fb(16 * 4), ma(fa.size()), mb(fb.size());
+  CHECK_EQ(lorarar_adapter_materialize(a1, 1, fa.data(), fa.size(), fb.data(), fb.size()), LORARAR_OK);
+  CHECK_EQ(lorarar_adapter_materialize(a2, 1, ma.data(), ma.size(), mb.data(), mb.size()), LORARAR_OK);
+  CHECK(fa == ma);
+  CHECK(fb == mb);
+
+  // A peft adapter config that comes with the bytes sets alpha, as beside a file.
+  lorarar_lora* with_config = nullptr;
+  bytes = read_file(path);
+  CHECK_EQ(lorarar_lora_load_from_memory(bytes.data(), bytes.size(), "asset:content", R"({"lora_alpha": 8, "r": 4})",
+                                         nullptr, &with_config),
+           LORARAR_OK);
+  lorarar_layer_info info;
+  CHECK_EQ(lorarar_lora_layer(with_config, 0, &info), LORARAR_OK);
+  CHECK_NEAR(info.scale, 2.0, 0);
+
+  // Errors name the given name, as they name a path.
+  lorarar_lora* bad = nullptr;
+  CHECK_EQ(lorarar_lora_load_from_memory(bytes.data(), 5, "asset:content", nullptr, nullptr, &bad),
+           LORARAR_ERR_INVALID_FILE);
+  CHECK(bad == nullptr);
+  CHECK_EQ(std::string(lorarar_last_error()).rfind("asset:content: ", 0), size_t(0));
+  CHECK_EQ(lorarar_lora_load_from_memory(bytes.data(), bytes.size(), "asset:content", "[1]", nullptr, &bad),
+           LORARAR_ERR_INVALID_FILE);
+  CHECK_EQ(std::string(lorarar_last_error()), std::string("asset:content (adapter config): not a JSON object"));
+  CHECK_EQ(lorarar_lora_load_from_memory(nullptr, 3, "x", nullptr, nullptr, &bad), LORARAR_ERR_INVALID_ARGUMENT);
+  CHECK_EQ(std::string(lorarar_last_error()), std::string("data must not be NULL"));
+
+  lorarar_adapter_free(a1);
+  lorarar_adapter_free(a2);
+  lorarar_lora_free(with_config);
+  lorarar_lora_free(from_memory);
+  lorarar_lora_free(from_file);
+}
+
 TEST(c_api_fuses_a_unet_folder_atomically) {
   const std::string dir = make_temp_dir();
   const std::string unet = write_unet(dir);

@@ -56,5 +56,6 @@ inline void add_lora_layer(std::vector<TestTensor>* tensors, const std::string& 
 std::string make_temp_dir();
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes);
 void write_file(const std::string& path, const std::string& text);
+std::string read_file(const std::string& path);
 
 }  // namespace lorarar_test

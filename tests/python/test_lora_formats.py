@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lorarar import LoraFile
+from lorarar import LoraError, LoraFile
 from lorarar.cli.main import main
 from oracle import fused_weights, load_safetensors_dir
 
@@ -91,3 +91,31 @@ def test_lora_info_json(lora_files: dict[str, Path], unet_dir: Path, capsys: pyt
     assert len(info["layers"]) == 68  # to_q and to_out.0 of 34 attention blocks
     assert main(["lora", "info", str(lora_files["legacy"]), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["layers"][0]["alpha"] == 3.0  # no alpha in file: alpha = rank
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_from_bytes_reads_like_the_file(fmt: str, lora_files: dict[str, Path]) -> None:
+    """An app's LoRA from memory (asset, download) parses exactly as from disk, config included."""
+    path = lora_files[fmt]
+    config = ""
+    if path.is_dir():
+        config = (path / "adapter_config.json").read_text()
+        path = path / "adapter_model.safetensors"
+    from_file = LoraFile.load(str(lora_files[fmt]))
+    from_bytes = LoraFile.from_bytes(path.read_bytes(), "asset:lora", config)
+    assert from_bytes.path == "asset:lora"
+    assert from_bytes.format == from_file.format
+    assert [(x.name, x.rank, x.alpha, x.scale) for x in from_bytes.layers] == [
+        (x.name, x.rank, x.alpha, x.scale) for x in from_file.layers
+    ]
+    for layer in from_file.layers:
+        for x, y in zip(from_file.factors(layer.name), from_bytes.factors(layer.name), strict=True):
+            assert (x == y).all()
+
+
+def test_from_bytes_errors_name_the_given_name(lora_files: dict[str, Path]) -> None:
+    data = lora_files["peft"].read_bytes()
+    with pytest.raises(LoraError, match=r"^asset:lora: "):
+        LoraFile.from_bytes(data[:100], "asset:lora")
+    with pytest.raises(LoraError, match=r"^asset:lora \(adapter config\): not a JSON object$"):
+        LoraFile.from_bytes(data, "asset:lora", "[]")

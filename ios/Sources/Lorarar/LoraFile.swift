@@ -1,4 +1,5 @@
 import CLorarar
+import Foundation
 
 /// The layers a LoRA may target, with their shapes, read from a diffusers UNet folder (`config.json` +
 /// `diffusion_pytorch_model.safetensors`, or a pipeline folder with a `unet/` subfolder). Immutable; freed on deinit.
@@ -50,12 +51,36 @@ public final class LoraFile: @unchecked Sendable {
     ///   - checkValues: scan every factor for NaN / Inf while loading.
     /// - Throws: `LorararError` `.notFound` ("`<path>: no such file`"), `.invalidFile` ("`<path>: file is empty`"),
     ///   `.unsupported` (LoHa, LoKr, DoRA...: never half-applied)...
-    public init(path: String, base: BaseModel? = nil, checkValues: Bool = true) throws {
+    public convenience init(path: String, base: BaseModel? = nil, checkValues: Bool = true) throws {
         var params = lorarar_lora_load_default_params()
         params.base = base?.handle
         params.check_values = checkValues ? 1 : 0
         var out: OpaquePointer?
         let status = withExtendedLifetime(base) { lorarar_lora_load(path, &params, &out) }
+        try self.init(status: status, handle: out, path: path)
+    }
+
+    /// Loads a LoRA from the bytes of a `.safetensors` file (an asset, a download;
+    /// `lorarar_lora_load_from_memory`). The bytes are copied.
+    /// - Parameters:
+    ///   - name: stands for the path in error messages and `path` (e.g. the asset's name).
+    ///   - adapterConfigJSON: the peft adapter_config.json that goes with an adapter_model.safetensors, or nil.
+    public convenience init(
+        data: Data, name: String, adapterConfigJSON: String? = nil, base: BaseModel? = nil, checkValues: Bool = true
+    ) throws {
+        var params = lorarar_lora_load_default_params()
+        params.base = base?.handle
+        params.check_values = checkValues ? 1 : 0
+        var out: OpaquePointer?
+        let status = withExtendedLifetime(base) {
+            data.withUnsafeBytes { bytes in
+                lorarar_lora_load_from_memory(bytes.baseAddress, bytes.count, name, adapterConfigJSON, &params, &out)
+            }
+        }
+        try self.init(status: status, handle: out, path: name)
+    }
+
+    private init(status: lorarar_status, handle out: OpaquePointer?, path: String) throws {
         try LorararError.check(status)
         guard let h = out else { throw LorararError(status: .internalError, message: "\(path): no handle") }
         let layers: [LayerInfo]

@@ -55,6 +55,19 @@ final class LorararTests: XCTestCase {
         XCTAssertFalse(q.alphaInFile)
     }
 
+    func testLoadsFromDataAsFromTheFile() throws {
+        let path = try TestFiles.writePeftLora(in: dir, name: "content.safetensors", seed: 1, rank: 4)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let fromFile = try LoraFile(path: path)
+        let fromData = try LoraFile(data: data, name: "asset:content")
+        XCTAssertEqual(fromData.path, "asset:content")
+        XCTAssertEqual(fromData.layers.map(\.module), fromFile.layers.map(\.module))
+        XCTAssertEqual(fromData.layers.map(\.scale), fromFile.layers.map(\.scale))
+        let withConfig = try LoraFile(data: data, name: "asset:content", adapterConfigJSON: #"{"r": 4, "lora_alpha": 2}"#)
+        XCTAssertEqual(withConfig.layers[0].scale, 0.5)
+        assertLorararError(.invalidFile, "asset:empty: file is empty") { _ = try LoraFile(data: Data(), name: "asset:empty") }
+    }
+
     func testErrorsNameTheFile() throws {
         let missing = dir.appendingPathComponent("nope.safetensors").path
         assertLorararError(.notFound, "\(missing): no such file") { _ = try LoraFile(path: missing) }

@@ -88,6 +88,14 @@ typedef struct lorarar_lora_load_params {
 LORARAR_API lorarar_lora_load_params lorarar_lora_load_default_params(void);
 LORARAR_API lorarar_status lorarar_lora_load(const char* path, const lorarar_lora_load_params* params,
                                              lorarar_lora** out);
+/* The same from the bytes of a .safetensors file already in memory (an app
+ * asset, a download), copied: the caller may free `data` when this returns.
+ * `name` (e.g. the asset's name) stands for the path in error messages.
+ * `adapter_config_json` is the peft adapter_config.json that goes with an
+ * adapter_model.safetensors, or NULL. */
+LORARAR_API lorarar_status lorarar_lora_load_from_memory(const void* data, size_t size, const char* name,
+                                                         const char* adapter_config_json,
+                                                         const lorarar_lora_load_params* params, lorarar_lora** out);
 LORARAR_API void lorarar_lora_free(lorarar_lora* lora);
 
 /* "peft", "diffusers-legacy" or "kohya". */

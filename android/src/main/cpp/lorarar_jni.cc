@@ -296,6 +296,27 @@ jlong LoraLoad(JNIEnv* env, jclass, jstring path, jlong base, jboolean check_val
   return to_jlong(lora);
 }
 
+jlong LoraLoadFromMemory(JNIEnv* env, jclass, jbyteArray data, jstring name, jstring adapter_config, jlong base,
+                         jboolean check_values) {
+  std::string n, config;
+  if (!from_jstring(env, name, "name", &n)) return 0;
+  if (adapter_config && !from_jstring(env, adapter_config, "adapterConfigJson", &config)) return 0;
+  if (!data) return fail_argument(env, "data must not be null");
+  lorarar_lora_load_params params = lorarar_lora_load_default_params();
+  params.base = reinterpret_cast<const lorarar_base*>(static_cast<intptr_t>(base));  // 0: none
+  params.check_values = check_values ? 1 : 0;
+  // The C API copies the bytes; the Java array is only read during the call.
+  const jsize size = env->GetArrayLength(data);
+  jbyte* bytes = env->GetByteArrayElements(data, nullptr);
+  if (!bytes) return 0;  // OutOfMemoryError pending
+  lorarar_lora* lora = nullptr;
+  const lorarar_status s = lorarar_lora_load_from_memory(bytes, static_cast<size_t>(size), n.c_str(),
+                                                         adapter_config ? config.c_str() : nullptr, &params, &lora);
+  env->ReleaseByteArrayElements(data, bytes, JNI_ABORT);
+  if (s != LORARAR_OK) return fail(env, s);
+  return to_jlong(lora);
+}
+
 jstring LoraFormat(JNIEnv* env, jclass, jlong h) {
   const auto* lora = handle_arg<const lorarar_lora>(env, h, "lora");
   return lora ? to_jstring(env, lorarar_lora_format(lora)) : nullptr;
@@ -801,6 +822,7 @@ const JNINativeMethod kMethods[] = {
     LORARAR_NATIVE("baseNumLayers", "(J)J", BaseNumLayers),
     LORARAR_NATIVE("baseFree", "(J)V", BaseFree),
     LORARAR_NATIVE("loraLoad", "(Ljava/lang/String;JZ)J", LoraLoad),
+    LORARAR_NATIVE("loraLoadFromMemory", "([BLjava/lang/String;Ljava/lang/String;JZ)J", LoraLoadFromMemory),
     LORARAR_NATIVE("loraFormat", "(J)Ljava/lang/String;", LoraFormat),
     LORARAR_NATIVE("loraNumTextEncoderTensors", "(J)J", LoraNumTextEncoderTensors),
     LORARAR_NATIVE("loraLayers", "(J)[Lai/lorarar/LayerInfo;", LoraLayers),

@@ -68,7 +68,34 @@ public final class LoraFile implements AutoCloseable {
     }
   }
 
-  /** The path it was loaded from. */
+  /** A LoRA from the bytes of a .safetensors file (an asset, a download), with the C API's defaults. */
+  public static LoraFile fromBytes(byte[] data, String name) {
+    return fromBytes(data, name, null, null, true);
+  }
+
+  /**
+   * Loads a LoRA from memory ({@code lorarar_lora_load_from_memory}); the bytes are copied, so the array may be reused.
+   *
+   * @param name stands for the path in error messages and {@link #path()} (e.g. the asset's name)
+   * @param adapterConfigJson the peft adapter_config.json that goes with an adapter_model.safetensors, or null
+   * @throws LorararException INVALID_FILE ("{@code <name>: <what is wrong>}"), UNSUPPORTED, ... as {@link #load}
+   */
+  public static LoraFile fromBytes(
+      byte[] data, String name, String adapterConfigJson, BaseModel base, boolean checkValues) {
+    Checks.notNull(data, "data");
+    Checks.notNull(name, "name");
+    if (base == null) {
+      return wrap(name, NativeBridge.loraLoadFromMemory(data, name, adapterConfigJson, 0, checkValues));
+    }
+    long b = base.handle.acquire();
+    try {
+      return wrap(name, NativeBridge.loraLoadFromMemory(data, name, adapterConfigJson, b, checkValues));
+    } finally {
+      base.handle.release();
+    }
+  }
+
+  /** The path it was loaded from (the name given to {@link #fromBytes}). */
   public String path() {
     return path;
   }

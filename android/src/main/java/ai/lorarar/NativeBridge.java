@@ -48,6 +48,9 @@ final class NativeBridge {
   // ---------------------------------------------------------------- LoRA files
   static native long loraLoad(String path, long base, boolean checkValues);
 
+  static native long loraLoadFromMemory(
+      byte[] data, String name, String adapterConfigJson, long base, boolean checkValues);
+
   static native String loraFormat(long lora);
 
   static native long loraNumTextEncoderTensors(long lora);

@@ -96,6 +96,31 @@ public class LoraFileTest {
   }
 
   @Test
+  public void loadsFromBytesAsFromTheFile() throws IOException {
+    Path path = TestFiles.writePeftLora(dir, "content.safetensors", 1, 4);
+    byte[] data = Files.readAllBytes(path);
+    try (LoraFile fromFile = LoraFile.load(path.toString());
+        LoraFile fromBytes = LoraFile.fromBytes(data, "asset:content")) {
+      java.util.Arrays.fill(data, (byte) 0); // the native side holds its own copy
+      assertEquals("asset:content", fromBytes.path());
+      assertEquals(fromFile.format(), fromBytes.format());
+      assertEquals(fromFile.numLayers(), fromBytes.numLayers());
+      for (int i = 0; i < fromFile.numLayers(); i++) {
+        assertEquals(fromFile.layer(i).module(), fromBytes.layer(i).module());
+        assertEquals(fromFile.layer(i).rank(), fromBytes.layer(i).rank());
+        assertEquals(fromFile.layer(i).scale(), fromBytes.layer(i).scale(), 0.0f);
+      }
+    }
+    byte[] fresh = Files.readAllBytes(path);
+    try (LoraFile withConfig = LoraFile.fromBytes(fresh, "asset:content", "{\"r\": 4, \"lora_alpha\": 2}", null, true)) {
+      assertEquals(0.5f, withConfig.layer(0).scale(), 0.0f);
+    }
+    expectError(Status.INVALID_FILE, "asset:content (adapter config): not a JSON object",
+        () -> LoraFile.fromBytes(fresh, "asset:content", "[]", null, true));
+    expectError(Status.INVALID_FILE, "asset:empty: file is empty", () -> LoraFile.fromBytes(new byte[0], "asset:empty"));
+  }
+
+  @Test
   public void baseModelMapsAndChecksShapes() throws IOException {
     TestFiles.writeUnet(dir);
     Path lora = TestFiles.writePeftLora(dir, "l.safetensors", 3, 2);
