@@ -20,16 +20,32 @@ static int fail(const char* what) {
   return 1;
 }
 
-static long peak_rss_kb(void) {
+/* A field of /proc/self/status in kB (-1 where there is none, e.g. off Linux). */
+static long status_kb(const char* field) {
   FILE* f = fopen("/proc/self/status", "r");
   char line[256];
   long kb = -1;
+  const size_t n = strlen(field);
   if (!f) return -1;
   while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "VmHWM:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+    if (strncmp(line, field, n) == 0 && line[n] == ':') kb = strtol(line + n + 1, NULL, 10);
   }
   fclose(f);
   return kb;
+}
+
+static long peak_rss_kb(void) { return status_kb("VmHWM"); }
+
+/* Where the memory is after each stage: anonymous (heap, planned activations, packed weights) vs file-backed
+ * (mapped programs and code), so a regression in either shows in the JSON. */
+enum { STAGE_START, STAGE_ENGINE, STAGE_CONTEXT, STAGE_FIRST_IMAGE, STAGE_COUNT };
+static const char* const kStageNames[STAGE_COUNT] = {"start", "engine_loaded", "context_created", "first_image"};
+static long stage_anon_kb[STAGE_COUNT];
+static long stage_file_kb[STAGE_COUNT];
+
+static void mark_stage(int stage) {
+  stage_anon_kb[stage] = status_kb("RssAnon");
+  stage_file_kb[stage] = status_kb("RssFile");
 }
 
 int main(int argc, char** argv) {
@@ -70,6 +86,7 @@ int main(int argc, char** argv) {
     }
   }
 
+  mark_stage(STAGE_START);
   lorarar_engine* engine = NULL;
   if (lorarar_engine_load(argv[1], &eng, &engine) != LORARAR_OK) return fail(argv[1]);
   lorarar_engine_info info;
@@ -80,7 +97,9 @@ int main(int argc, char** argv) {
   if (lorarar_lora_load(argv[2], &load, &content) != LORARAR_OK) return fail(argv[2]);
   if (lorarar_lora_load(argv[3], &load, &style) != LORARAR_OK) return fail(argv[3]);
   lorarar_context* ctx = NULL;
+  mark_stage(STAGE_ENGINE);
   if (lorarar_context_create(engine, &ctx) != LORARAR_OK) return fail("context");
+  mark_stage(STAGE_CONTEXT);
 
   const size_t size = (size_t)info.image_width * (size_t)info.image_height * 3;
   uint8_t* rgb = malloc(size);
@@ -97,7 +116,10 @@ int main(int argc, char** argv) {
       return fail("merge");
     }
     if (lorarar_generate(ctx, &gen, rgb, size, &timings) != LORARAR_OK) return fail("generate");
-    if (c == 0) rss_after_first = peak_rss_kb();
+    if (c == 0) {
+      rss_after_first = peak_rss_kb();
+      mark_stage(STAGE_FIRST_IMAGE);
+    }
   }
   FILE* out = fopen(argv[4], "wb");
   if (!out) {
@@ -113,9 +135,14 @@ int main(int argc, char** argv) {
   printf(
       "{\"backend\": \"%s\", \"merge_ms\": %.3f, \"hypernet_ms\": %.3f, \"fold_ms\": %.3f, \"text_encoder_ms\": "
       "%.3f, \"step_ms_median\": %.3f, \"decode_ms\": %.3f, \"total_ms\": %.3f, \"cycles\": %d, "
-      "\"peak_rss_first_kb\": %ld, \"peak_rss_kb\": %ld}\n",
+      "\"peak_rss_first_kb\": %ld, \"peak_rss_kb\": %ld, \"rss_kb\": {",
       info.backend, merge.total_ms, merge.hypernet_ms, merge.fold_ms, timings.text_encoder_ms, timings.step_ms_median,
       timings.decode_ms, timings.total_ms, cycles, rss_after_first, peak_rss_kb());
+  for (int i = 0; i < STAGE_COUNT; ++i) {
+    printf("%s\"%s\": {\"anon\": %ld, \"file\": %ld}", i ? ", " : "", kStageNames[i], stage_anon_kb[i],
+           stage_file_kb[i]);
+  }
+  printf("}}\n");
   free(rgb);
   lorarar_context_free(ctx);
   lorarar_lora_free(content);
