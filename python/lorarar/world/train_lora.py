@@ -41,6 +41,10 @@ class LoraConfig:
     # DreamBooth's prior preservation; off by default, as in the LoRAs ZipLoRA and LoRA.rar merge (and 2x faster)
     prior_weight: float = 0.0
     mixed_precision: str = "bf16"
+    # Offset noise (a per-image, per-channel constant added to the training noise): with SD's noise schedule the
+    # last timestep keeps part of the image's mean, so sampling inherits its overall colour from the initial noise;
+    # offset noise lets a LoRA learn a style's background and palette instead.
+    offset_noise: float = 0.3
 
 
 class Trainer:
@@ -110,6 +114,8 @@ class Trainer:
             )
             emb = torch.cat([inst_emb.expand(cfg.batch, -1, -1), prior_embs[prior_index[j]]])
             noise = torch.randn(z.shape, generator=g)
+            if cfg.offset_noise > 0:
+                noise = noise + cfg.offset_noise * torch.randn((*z.shape[:2], 1, 1), generator=g)
             t = torch.randint(0, self.noise.config.num_train_timesteps, (len(z),), generator=g)
             with accelerator.autocast():
                 pred = unet(self.noise.add_noise(z, noise, t), t, emb).sample.float()
