@@ -100,13 +100,20 @@ lorarar_lora_load_params lorarar_lora_load_default_params(void) {
   return p;
 }
 
+namespace {
+LoraFile::Options lora_options(const lorarar_lora_load_params* params) {
+  const lorarar_lora_load_params p = params ? *params : lorarar_lora_load_default_params();
+  LoraFile::Options options;
+  options.base = p.base ? &p.base->unet->base() : nullptr;
+  options.check_values = p.check_values != 0;
+  return options;
+}
+}  // namespace
+
 lorarar_status lorarar_lora_load(const char* path, const lorarar_lora_load_params* params, lorarar_lora** out) {
   return guarded([&] {
     LORARAR_CHECK_ARG(path && out, "path and out must not be NULL");
-    const lorarar_lora_load_params p = params ? *params : lorarar_lora_load_default_params();
-    LoraFile::Options options;
-    options.base = p.base ? &p.base->unet->base() : nullptr;
-    options.check_values = p.check_values != 0;
+    const LoraFile::Options options = lora_options(params);
     auto file = LoraFile::load(path, options);
     if (!file.ok()) return fail(file.status());
     *out = new lorarar_lora{std::move(file).get()};
@@ -120,10 +127,7 @@ lorarar_status lorarar_lora_load_from_memory(const void* data, size_t size, cons
   return guarded([&] {
     LORARAR_CHECK_ARG(name && out, "name and out must not be NULL");
     LORARAR_CHECK_ARG(data || size == 0, "data must not be NULL");
-    const lorarar_lora_load_params p = params ? *params : lorarar_lora_load_default_params();
-    LoraFile::Options options;
-    options.base = p.base ? &p.base->unet->base() : nullptr;
-    options.check_values = p.check_values != 0;
+    const LoraFile::Options options = lora_options(params);
     auto file = LoraFile::from_memory(data, size, name, adapter_config_json ? adapter_config_json : "", options);
     if (!file.ok()) return fail(file.status());
     *out = new lorarar_lora{std::move(file).get()};

@@ -284,12 +284,17 @@ void BaseFree(JNIEnv*, jclass, jlong h) {
 
 // ------------------------------------------------------------------ LoRA files
 
-jlong LoraLoad(JNIEnv* env, jclass, jstring path, jlong base, jboolean check_values) {
-  std::string p;
-  if (!from_jstring(env, path, "path", &p)) return 0;
+lorarar_lora_load_params lora_load_params(jlong base, jboolean check_values) {
   lorarar_lora_load_params params = lorarar_lora_load_default_params();
   params.base = reinterpret_cast<const lorarar_base*>(static_cast<intptr_t>(base));  // 0: none
   params.check_values = check_values ? 1 : 0;
+  return params;
+}
+
+jlong LoraLoad(JNIEnv* env, jclass, jstring path, jlong base, jboolean check_values) {
+  std::string p;
+  if (!from_jstring(env, path, "path", &p)) return 0;
+  const lorarar_lora_load_params params = lora_load_params(base, check_values);
   lorarar_lora* lora = nullptr;
   const lorarar_status s = lorarar_lora_load(p.c_str(), &params, &lora);
   if (s != LORARAR_OK) return fail(env, s);
@@ -302,9 +307,7 @@ jlong LoraLoadFromMemory(JNIEnv* env, jclass, jbyteArray data, jstring name, jst
   if (!from_jstring(env, name, "name", &n)) return 0;
   if (adapter_config && !from_jstring(env, adapter_config, "adapterConfigJson", &config)) return 0;
   if (!data) return fail_argument(env, "data must not be null");
-  lorarar_lora_load_params params = lorarar_lora_load_default_params();
-  params.base = reinterpret_cast<const lorarar_base*>(static_cast<intptr_t>(base));  // 0: none
-  params.check_values = check_values ? 1 : 0;
+  const lorarar_lora_load_params params = lora_load_params(base, check_values);
   // The C API copies the bytes; the Java array is only read during the call.
   const jsize size = env->GetArrayLength(data);
   jbyte* bytes = env->GetByteArrayElements(data, nullptr);
