@@ -76,7 +76,7 @@ void bind_engine(nb::module_& m) {
       .def(
           "check_lora",
           [](const PyEngine& e, const lorarar::LoraFile& lora) {
-            lorarar_py::check(e.engine->check_lora(lora.model()).with_context(lora.path()));
+            lorarar_py::check(e.engine->check_lora(lora.model()));
           },
           nb::arg("lora"));
 
@@ -101,11 +101,6 @@ void bind_engine(nb::module_& m) {
             {
               nb::gil_scoped_release release;
               s = ctx.set_loras(content ? &content->model() : nullptr, style ? &style->model() : nullptr, o, &t);
-            }
-            if (!s.is_ok()) {  // name the file at fault, as the C API does
-              for (const lorarar::LoraFile* f : {content, style}) {
-                if (f && !ctx.engine().check_lora(f->model()).is_ok()) lorarar_py::check(s.with_context(f->path()));
-              }
             }
             lorarar_py::check(s);
             std::map<std::string, double> out = {

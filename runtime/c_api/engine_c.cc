@@ -64,7 +64,7 @@ lorarar_status lorarar_engine_check_lora(const lorarar_engine* engine, const lor
   return guarded([&] {
     LORARAR_CHECK_ARG(engine && lora, "engine and lora must not be NULL");
     Status s = engine->engine->check_lora(lora->file->model());
-    return s.is_ok() ? LORARAR_OK : fail(s.with_context(lora->file->path()));
+    return s.is_ok() ? LORARAR_OK : fail(s);
   });
 }
 
@@ -105,14 +105,7 @@ lorarar_status lorarar_context_set_loras(lorarar_context* ctx, const lorarar_lor
     MergeTimings t;
     Status s = ctx->context->set_loras(content ? &content->file->model() : nullptr,
                                        style ? &style->file->model() : nullptr, options, &t);
-    if (!s.is_ok()) {
-      // Name the file the problem is in where one LoRA alone is at fault.
-      for (const lorarar_lora* l : {content, style}) {
-        if (l && !ctx->context->engine().check_lora(l->file->model()).is_ok())
-          return fail(s.with_context(l->file->path()));
-      }
-      return fail(s);
-    }
+    if (!s.is_ok()) return fail(s);
     if (timings) {
       timings->hypernet_ms = t.hypernet_ms;
       timings->fold_ms = t.fold_ms;

@@ -49,6 +49,7 @@ struct LoraModel {
   std::vector<LoraLayer> layers;                // sorted by module
   std::vector<std::string> text_encoder_keys;   // reported, not applied
   std::map<std::string, std::string> metadata;  // the file's __metadata__
+  std::string source;  // the file (or name) it was read from, which prefixes errors about it; empty if none
 
   const LoraLayer* find(const std::string& module) const;
 };

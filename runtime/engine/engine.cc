@@ -75,6 +75,11 @@ Result<std::shared_ptr<const Engine>> Engine::load(const std::string& bundle_dir
 }
 
 Status Engine::check_lora(const LoraModel& lora) const {
+  Status s = check_lora_layers(lora);
+  return lora.source.empty() ? s : s.with_context(lora.source);
+}
+
+Status Engine::check_lora_layers(const LoraModel& lora) const {
   for (const auto& layer : lora.layers) {
     const SlotLayer* slot = bundle_.slot.find(layer.module);
     if (!slot) {

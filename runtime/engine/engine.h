@@ -39,10 +39,12 @@ class Engine {
   const ClipTokenizer& tokenizer() const { return tokenizer_; }
   const EngineOptions& options() const { return options_; }
 
-  // Every layer of the LoRA must be a slot layer of the same shape whose rank fits.
+  // Every layer of the LoRA must be a slot layer of the same shape whose rank
+  // fits. Errors start with the LoRA's source ("<file>: layer ...").
   Status check_lora(const LoraModel& lora) const;
 
  private:
+  Status check_lora_layers(const LoraModel& lora) const;
   Engine(Bundle bundle, ClipTokenizer tokenizer, EngineOptions options)
       : bundle_(std::move(bundle)), tokenizer_(std::move(tokenizer)), options_(options) {}
   Bundle bundle_;

@@ -95,6 +95,7 @@ Result<std::shared_ptr<const LoraFile>> LoraFile::parse(std::shared_ptr<LoraFile
   auto model = parse_lora(file->view_, parse_options);
   if (!model.ok()) return model.status().with_context(file->path_);
   file->model_ = std::move(model).get();
+  file->model_.source = file->path_;
   return std::shared_ptr<const LoraFile>(std::move(file));
 }
 
