@@ -63,15 +63,10 @@ def default_bundle(root: Path | None = None, quiet: bool = False) -> Path:
     return bundle
 
 
-def save_png(image: np.ndarray, path: Path, zoom: int = 4) -> None:
-    from PIL import Image
-
-    Image.fromarray(image).resize((image.shape[1] * zoom, image.shape[0] * zoom), Image.NEAREST).save(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     from lorarar import LoraFile
     from lorarar._native import Context, Engine
+    from lorarar.formats.png import save_png
     from lorarar.world import catalog
 
     parser = argparse.ArgumentParser(prog="python -m lorarar.demo")
@@ -122,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             totals.append(timings["total_ms"])
         row = np.concatenate(images, axis=1)
         rows.append(row)
-        save_png(row, args.out / f"{name.replace('.', '')}.png")
+        save_png(row, args.out / f"{name.replace('.', '')}.png", zoom=4)
         print(
             json.dumps(
                 {
@@ -136,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             flush=True,
         )
-    save_png(np.concatenate(rows, axis=0), args.out / "grid.png")
+    save_png(np.concatenate(rows, axis=0), args.out / "grid.png", zoom=4)
     print(f"rows of {args.out / 'grid.png'}: {', '.join(r[0] for r in runs)}; {args.seeds} seeds each")
     return 0
 

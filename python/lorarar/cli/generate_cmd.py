@@ -16,6 +16,7 @@ import numpy as np
 
 from lorarar.cli.common import finite_float, non_negative_int
 from lorarar.errors import LoraError
+from lorarar.formats.png import save_png
 
 SCHEDULERS = ("ddim", "euler", "lcm")
 
@@ -74,15 +75,6 @@ def default_bundle() -> Path:
     from lorarar.demo import default_bundle as exported
 
     return exported()
-
-
-def save_png(image: np.ndarray, out: Path) -> None:
-    from PIL import Image
-
-    from lorarar.formats.atomic import atomic_file
-
-    with atomic_file(out) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
 
 
 def generate_native(

@@ -94,10 +94,8 @@ def _check_names(content: str | None, style: str | None) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    import numpy as np
-    from PIL import Image
-
     from lorarar.formats.atomic import atomic_dir
+    from lorarar.formats.png import save_png, to_uint8
     from lorarar.world.sample import sample
 
     _check_names(args.content, args.style)
@@ -107,7 +105,7 @@ def run_sample(args: argparse.Namespace) -> int:
     images = sample(args.content, args.style, method, args.n, args.seed, steps=args.steps, guidance=args.guidance)
     with atomic_dir(args.out) as tmp:
         for i, img in enumerate(images):
-            Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)).save(tmp / f"{i:04d}.png")
+            save_png(to_uint8(img), tmp / f"{i:04d}.png")
     print(f"wrote {len(images)} images to {args.out}")
     return 0
 

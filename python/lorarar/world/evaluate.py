@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from lorarar.formats.atomic import atomic_file
+from lorarar.formats.png import save_png, to_uint8
 from lorarar.world import catalog, data
 from lorarar.world.sample import generate, load_pipeline
 
@@ -172,14 +173,10 @@ def _plot(report: dict[str, Any], path: Path) -> None:
 
 
 def _grid(grid: dict[tuple[str, str], dict[str, np.ndarray]], methods: list[str], path: Path) -> None:
-    from PIL import Image
-
     rows = []
     for (content, style), images in grid.items():
         truth = data.ground_truth(content, style, 0, 1)[0]
         rows.append(np.concatenate([truth] + [images.get(m, np.zeros_like(truth)) for m in methods], axis=1))
     if not rows:
         return
-    img = (np.clip(np.concatenate(rows, axis=0), 0, 1) * 255 + 0.5).astype(np.uint8)
-    with atomic_file(path) as tmp:
-        Image.fromarray(img).resize((img.shape[1] * 2, img.shape[0] * 2), Image.NEAREST).save(tmp, format="PNG")
+    save_png(to_uint8(np.concatenate(rows, axis=0)), path, zoom=2)

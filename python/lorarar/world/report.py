@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lorarar.formats.atomic import atomic_file
+from lorarar.formats.png import save_png, to_uint8
 from lorarar.world import catalog, data
 from lorarar.world.evaluate import RESULTS
 from lorarar.world.metrics import STYLES, SUBJECTS, Scorer
@@ -93,10 +94,6 @@ def measure(n: int = 8, seed: int = 0, root: Path | None = None, out_dir: Path =
     with atomic_file(out_dir / "world_facts.json") as tmp:
         tmp.write_text(json.dumps(facts, indent=2))
     if grid:
-        from PIL import Image
-
         rows = [np.concatenate(r, axis=1) for r in grid]
-        img = (np.clip(np.concatenate(rows, axis=0), 0, 1) * 255 + 0.5).astype(np.uint8)
-        with atomic_file(out_dir / "world_grid.png") as tmp:
-            Image.fromarray(img).resize((img.shape[1] * 2, img.shape[0] * 2), Image.NEAREST).save(tmp, format="PNG")
+        save_png(to_uint8(np.concatenate(rows, axis=0)), out_dir / "world_grid.png", zoom=2)
     return facts
