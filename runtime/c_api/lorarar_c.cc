@@ -55,6 +55,13 @@ Status fuse_options(const lorarar_fuse_params* p, FuseOptions* out, std::unique_
   return Status::ok();
 }
 
+LoraFile::Options lora_options(const lorarar_lora_load_params* params) {
+  const lorarar_lora_load_params p = params ? *params : lorarar_lora_load_default_params();
+  LoraFile::Options options;
+  options.base = p.base ? &p.base->unet->base() : nullptr;
+  options.check_values = p.check_values != 0;
+  return options;
+}
 }  // namespace
 
 extern "C" {
@@ -99,16 +106,6 @@ lorarar_lora_load_params lorarar_lora_load_default_params(void) {
   p.check_values = 1;
   return p;
 }
-
-namespace {
-LoraFile::Options lora_options(const lorarar_lora_load_params* params) {
-  const lorarar_lora_load_params p = params ? *params : lorarar_lora_load_default_params();
-  LoraFile::Options options;
-  options.base = p.base ? &p.base->unet->base() : nullptr;
-  options.check_values = p.check_values != 0;
-  return options;
-}
-}  // namespace
 
 lorarar_status lorarar_lora_load(const char* path, const lorarar_lora_load_params* params, lorarar_lora** out) {
   return guarded([&] {
