@@ -110,8 +110,13 @@ def onnx_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path, t
 
 @pytest.fixture(scope="session")
 def export_bundle_factory(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path):  # type: ignore[no-untyped-def]
+    made: dict[tuple[str, str, tuple[str, ...] | None], Path] = {}  # an export takes minutes: one per session
+
     def make(backend: str, quant: str = "none", components: tuple[str, ...] | None = None) -> Path:
-        return _bundle(tmp_path_factory, tiny_pipeline, None, backend, quant, components)
+        key = (backend, quant, components)
+        if key not in made:
+            made[key] = _bundle(tmp_path_factory, tiny_pipeline, None, backend, quant, components)
+        return made[key]
 
     return make
 

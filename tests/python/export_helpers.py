@@ -48,6 +48,12 @@ def fuse(unet: torch.nn.Module, deltas: dict[str, torch.Tensor]) -> None:
             unet.get_submodule(module).weight += delta.to(torch.float32)
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two 8-bit-range images, in dB."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
 def rel_err(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
     a64 = torch.as_tensor(np.asarray(a), dtype=torch.float64)
     b64 = torch.as_tensor(np.asarray(b), dtype=torch.float64)

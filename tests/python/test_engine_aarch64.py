@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from export_helpers import psnr
 from lorarar import LoraFile
 from lorarar._native import Context, Engine
 
@@ -31,11 +32,6 @@ def read_ppm(path: Path) -> np.ndarray:
     assert magic == b"P6" and maxval == b"255", path
     width, height = (int(v) for v in size.split())
     return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, 3)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def _need(binary: Path) -> None:

@@ -45,8 +45,27 @@ def _xnnpack_partitioner(quant: str | None) -> list[Any]:
                 return (True, [])
             return super()._get_weight_deps(node, ep, precision)  # type: ignore[no-any-return]
 
+    def is_slot_linear(node: torch.fx.Node, ep: Any) -> bool:
+        return node.target == torch.ops.aten.linear.default and not is_param_node(ep, get_input_node(node, 1))
+
+    class DynamicQuantPartitioner(XnnpackPartitioner):  # type: ignore[misc]
+        """One delegate per dynamically quantized Linear / Conv (XNNPACK's qd8 kernels).
+
+        Per-op, as ExecuTorch's own DQ partitioner: a dynamically quantized conv inside a larger partition fails
+        ChannelsLastTaggedReshapePass. It also keeps the slot's fp32 Linears from being decomposed to ``mm``
+        (a partitioner decomposes every Linear it does not claim), so the fp32 partitioner after it still gets them.
+        """
+
+        def __init__(self) -> None:
+            super().__init__(configs=configs, config_precisions=ConfigPrecisionType.DYNAMIC_QUANT, per_op_mode=True)
+
+        def ops_to_not_decompose(self, ep: Any) -> tuple[list[Any], Callable[[torch.fx.Node], bool]]:
+            ops, claims = super().ops_to_not_decompose(ep)
+            return ops, lambda node: bool(claims(node)) or is_slot_linear(node, ep)
+
     configs = [SlotLinearConfig if c is LinearConfig else c for c in ALL_PARTITIONER_CONFIGS]
-    return [XnnpackPartitioner(configs=configs)]
+    fp32 = XnnpackPartitioner(configs=configs)
+    return [DynamicQuantPartitioner(), fp32] if quant == "int8" else [fp32]
 
 
 def partitioners(kind: str, quant: str | None = None) -> list[Any]:
@@ -113,7 +132,6 @@ def lower(
     kind: str = "xnnpack",
     quant: str = "none",
     progress: Progress | None = None,
-    external_constants: bool = False,
 ) -> dict[str, Any]:
     """Writes ``out`` (a .pte with one method per component method); returns facts for the manifest."""
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
@@ -134,8 +152,6 @@ def lower(
     )
     summary = {name: delegation_summary(edge.exported_program(name)) for name in programs}
     say(f"{component.name}: serialise")
-    if external_constants:
-        raise NotImplementedError
     et = edge.to_executorch(ExecutorchBackendConfig(extract_delegate_segments=True))
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "wb") as f:
