@@ -11,10 +11,16 @@ modules stay untouched:
 - ``upsample_nearest2d`` by 2: two concatenations of the input with itself (4D views only).
 - ``split`` / ``chunk`` (GEGLU's ``chunk(2, -1)``): one ``slice`` per piece (``split_with_sizes_copy`` is not
   delegated and split every transformer block out of the partition).
+- the timestep embedding: diffusers' ``Timesteps`` with its frequencies precomputed (bitwise the same values), so
+  the ``arange``, the int64 casts and the ``unsqueeze`` leave the graph; a same-shape ``expand`` (``get_time_embed``
+  broadcasting the timestep to the batch) becomes a reshape; an integer residual scale (``mid_block_scale_factor``
+  is ``1`` in SD configs) becomes a float, so dividing by it needs no int64 -> float cast. Those ops ran in
+  ExecuTorch's portable kernels and cut the UNet into separate XNNPACK partitions.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,7 +30,7 @@ from torch import nn
 Decomposition = Callable[..., Any]
 
 # Named forms: the manifest records which ones a program was lowered with.
-FORMS = ("classic-attention", "norm-as-mean", "upsample-as-cat", "split-as-slices")
+FORMS = ("classic-attention", "norm-as-mean", "upsample-as-cat", "split-as-slices", "timestep-table")
 
 
 def use_classic_attention(module: nn.Module) -> None:
@@ -37,6 +43,42 @@ def use_classic_attention(module: nn.Module) -> None:
     setter = getattr(module, "set_attn_implementation", None)
     if callable(setter):
         setter("eager")
+
+
+class TableTimesteps(nn.Module):
+    """diffusers' ``Timesteps`` (sinusoidal embedding, even width) with the frequencies computed once, as
+    ``get_timestep_embedding`` computes them: the same fp32 values, so the output is bitwise the same."""
+
+    def __init__(self, num_channels: int, flip_sin_to_cos: bool, downscale_freq_shift: float, scale: float) -> None:
+        super().__init__()
+        half = num_channels // 2
+        exponent = -math.log(10000) * torch.arange(start=0, end=half, dtype=torch.float32)
+        self.register_buffer("freqs", torch.exp(exponent / (half - downscale_freq_shift)).reshape(1, half))
+        self.flip_sin_to_cos = flip_sin_to_cos
+        self.scale = scale
+
+    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
+        emb = timesteps.reshape(-1, 1).float() * self.freqs
+        if self.scale != 1:
+            emb = self.scale * emb
+        sin, cos = torch.sin(emb), torch.cos(emb)
+        return torch.cat([cos, sin] if self.flip_sin_to_cos else [sin, cos], dim=-1)
+
+
+def use_timestep_table(unet: nn.Module) -> None:
+    """Swaps every even-width ``Timesteps`` for ``TableTimesteps`` and makes integer residual scales floats."""
+    from diffusers.models.embeddings import Timesteps
+    from diffusers.models.resnet import ResnetBlock2D
+
+    for parent in list(unet.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Timesteps) and child.num_channels % 2 == 0:
+                table = TableTimesteps(
+                    child.num_channels, child.flip_sin_to_cos, child.downscale_freq_shift, child.scale
+                )
+                setattr(parent, name, table)
+        if isinstance(parent, ResnetBlock2D) and isinstance(parent.output_scale_factor, int):
+            parent.output_scale_factor = float(parent.output_scale_factor)
 
 
 def _norm_4d(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -99,9 +141,10 @@ def upsample_nearest2d(
         doubled = scale_factors is not None and [float(s) for s in scale_factors] == [2.0, 2.0]
     if not doubled:
         return NotImplemented
-    x = input.reshape(b, c * h, w, 1)
-    x = torch.cat([x, x], dim=3).reshape(b, c * h, 1, 2 * w)  # each column twice
-    x = torch.cat([x, x], dim=2)  # each row twice
+    # Each cat gets two distinct (reshape) nodes: XNNPACK's partitioner counts distinct inputs and refuses
+    # ``cat([x, x])`` as a one-tensor concatenation, which left every upsampler in portable kernels.
+    x = torch.cat([input.reshape(b, c * h, w, 1), input.reshape(b, c * h, w, 1)], dim=3)  # each column twice
+    x = torch.cat([x.reshape(b, c * h, 1, 2 * w), x.reshape(b, c * h, 1, 2 * w)], dim=2)  # each row twice
     return x.reshape(b, c, 2 * h, 2 * w)
 
 
@@ -120,6 +163,13 @@ def split(input: torch.Tensor, split_size: int, dim: int = 0) -> list[torch.Tens
     return split_with_sizes(input, sizes, dim)
 
 
+def expand(input: torch.Tensor, size: Sequence[int], *, implicit: bool = False) -> Any:
+    """A same-shape expand as a reshape (XNNPACK takes static reshapes, not ``expand_copy``)."""
+    if [int(s) for s in size] == [int(s) for s in input.shape]:
+        return input.reshape(input.shape)
+    return NotImplemented
+
+
 def decompositions(forms: Sequence[str] = FORMS) -> dict[Any, Decomposition]:
     """The decomposition table for ``ExportedProgram.run_decompositions`` (on top of the core ATen one)."""
     table: dict[Any, Decomposition] = {}
@@ -131,6 +181,8 @@ def decompositions(forms: Sequence[str] = FORMS) -> dict[Any, Decomposition]:
     if "split-as-slices" in forms:
         table[torch.ops.aten.split.Tensor] = split
         table[torch.ops.aten.split_with_sizes.default] = split_with_sizes
+    if "timestep-table" in forms:
+        table[torch.ops.aten.expand.default] = expand
     return table
 
 

@@ -75,6 +75,8 @@ def convert(
         unet = copy.deepcopy(unet)
     if "classic-attention" in forms:
         graph_forms.use_classic_attention(unet)
+    if "timestep-table" in forms:
+        graph_forms.use_timestep_table(unet)
     sdxl = unet.config.addition_embed_type == "text_time"
     specs = input_specs(unet, layout)
     slot = LoraSlot(unet, layout) if layout is not None else None
