@@ -49,6 +49,8 @@ class TableTimesteps(nn.Module):
     """diffusers' ``Timesteps`` (sinusoidal embedding, even width) with the frequencies computed once, as
     ``get_timestep_embedding`` computes them: the same fp32 values, so the output is bitwise the same."""
 
+    freqs: torch.Tensor
+
     def __init__(self, num_channels: int, flip_sin_to_cos: bool, downscale_freq_shift: float, scale: float) -> None:
         super().__init__()
         half = num_channels // 2
