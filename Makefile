@@ -55,6 +55,7 @@ demo: build
 bench: build
 	$(BIN)/python benchmarks/merge_fuse.py
 	$(BIN)/python benchmarks/hypernet_lowrank.py
+	$(BIN)/python benchmarks/quantized_fidelity.py
 
 # UNet export at SD 1.5 scale (random weights): export time, peak memory, sizes, per-step latency (~1-2 h, ~16 GB).
 bench-export: build

@@ -32,15 +32,15 @@ def source_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def default_bundle(root: Path | None = None, quiet: bool = False) -> Path:
-    """The default world's XNNPACK bundle, exported on first use."""
+def default_bundle(root: Path | None = None, quiet: bool = False, quant: str = "none") -> Path:
+    """The default world's XNNPACK bundle (``quant`` none or int8, w8a8), exported on first use."""
     from lorarar.export.bundle import COMPONENTS, ExportOptions, export_bundle
     from lorarar.world import catalog
 
     paths = catalog.paths(root)
     hypernet = paths.hypernet if (paths.hypernet / "config.json").exists() else None
     digest = source_digest(paths.pipeline) + (source_digest(hypernet) if hypernet else "")
-    bundle = catalog.repo_root() / ".cache" / "bundles" / "default-xnnpack"
+    bundle = catalog.repo_root() / ".cache" / "bundles" / ("default-xnnpack" + ("" if quant == "none" else f"-{quant}"))
     stamp = bundle.with_name(bundle.name + ".source.sha256")  # beside it: a bundle holds only its manifest's files
     if stamp.exists() and stamp.read_text() == digest:
         return bundle
@@ -52,7 +52,7 @@ def default_bundle(root: Path | None = None, quiet: bool = False) -> Path:
             model=paths.pipeline,
             out=bundle,
             backend="xnnpack",
-            quant="none",
+            quant=quant,
             max_rank=32,
             hypernet=hypernet,
             components=components,

@@ -158,3 +158,23 @@ def test_console_script_prints_one_line(tmp_path: Path) -> None:
     result = subprocess.run([str(exe), "merge", "--content", "x"], capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: lorarar merge: ")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--methods", "direct,zip"], "--methods: unknown method 'zip' (direct, ziplora, hypernet, content, style)"),
+        (
+            ["--methods", "ziplora"],
+            "{bundle}: ZipLoRA is an optimisation in PyTorch, not a bundle program (drop --bundle)",
+        ),
+        (["--hypernet", "h"], "{bundle}: a bundle brings its own hypernetwork program (drop --hypernet)"),
+    ],
+)
+def test_eval_on_a_bundle_refuses_what_a_bundle_cannot_do(
+    extra: list[str], message: str, xnnpack_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["eval", "--bundle", str(xnnpack_bundle), "--n", "1", "--pairs", "1", "--out", str(tmp_path / "r"), *extra]
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"error: {message.format(bundle=xnnpack_bundle)}\n"
+    assert not (tmp_path / "r").exists()

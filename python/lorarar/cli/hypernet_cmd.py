@@ -19,11 +19,18 @@ def register(sub: Any) -> None:
 
     ev = sub.add_parser("eval", help="compare merge methods on unseen pairs of the default world")
     ev.add_argument("--split", choices=("train", "val", "test"), default="test")
-    ev.add_argument("--methods", default="direct,ziplora,hypernet", help="comma-separated: direct, ziplora, hypernet")
+    ev.add_argument(
+        "--methods",
+        help="comma-separated: direct, ziplora, hypernet, content, style (the last two: one LoRA of the pair alone); "
+        "default direct,ziplora,hypernet (direct,hypernet with --bundle)",
+    )
     ev.add_argument("--n", type=int, default=8, help="images per pair and method")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--pairs", type=int, help="evaluate only the first N pairs")
     ev.add_argument("--hypernet", type=Path, help="hypernetwork folder (default: the default world's)")
+    ev.add_argument(
+        "--bundle", type=Path, help="generate with the native engine on this exported bundle (e.g. an int8 one)"
+    )
     ev.add_argument("--judge", metavar="URL", help="also ask an OpenAI-compatible vision endpoint (MLLM judge)")
     ev.add_argument("--judge-model", default="default")
     ev.add_argument("--out", type=Path, help="results folder (default: benchmarks/results)")
@@ -44,14 +51,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from lorarar.world.evaluate import RESULTS, evaluate
+    from lorarar.world.evaluate import METHODS, RESULTS, evaluate
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in ("direct", "ziplora", "hypernet")]
+    default = "direct,hypernet" if args.bundle else "direct,ziplora,hypernet"
+    methods = [m.strip() for m in (args.methods or default).split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise LoraError(
-            f"--methods: unknown method {unknown[0] if unknown else '(none)'!r} (direct, ziplora, hypernet)"
-        )
+        raise LoraError(f"--methods: unknown method {unknown[0] if unknown else '(none)'!r} ({', '.join(METHODS)})")
     report = evaluate(
         args.split,
         methods,
@@ -62,6 +68,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.judge_model,
         args.pairs,
         out_dir=args.out or RESULTS,
+        bundle=args.bundle,
     )
     if args.json:
         print(json.dumps(report["summary"]))

@@ -1,8 +1,8 @@
 """The paper's comparison on the default world: merge methods side by side on unseen content/style pairs.
 
-For every pair of a split and every method: merge (timed), generate N images with the PyTorch reference pipeline,
-score them (world metrics, or an MLLM judge). Writes benchmarks/results/merge_quality.{json,md,png} and an image
-grid of a few pairs by method.
+For every pair of a split and every method: merge (timed), generate N images with the PyTorch reference pipeline
+(or the native engine on an exported bundle), score them (world metrics, or an MLLM judge). Writes
+benchmarks/results/merge_quality.{json,md,png} and an image grid of a few pairs by method.
 """
 
 from __future__ import annotations
@@ -18,12 +18,83 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lorarar.errors import LoraError
 from lorarar.formats.atomic import atomic_file
 from lorarar.formats.png import save_png, to_uint8
 from lorarar.world import catalog, data
-from lorarar.world.sample import generate, load_pipeline
+from lorarar.world.sample import generate, load_pipeline, prompt_for
 
 RESULTS = catalog.repo_root() / "benchmarks" / "results"
+
+
+METHODS = ("direct", "ziplora", "hypernet", "content", "style")  # the last two: one LoRA of the pair alone
+
+
+class ReferenceImages:
+    """Images from the PyTorch reference pipeline (diffusers, the merged adapter fused by ``fuse_lora``)."""
+
+    def __init__(self, root: Path | None, methods: list[str], hypernet_dir: Path | None) -> None:
+        from lorarar.merge.methods import load_hypernet
+
+        self.paths = catalog.paths(root)
+        self.pipe = load_pipeline(root)
+        self.hypernet = load_hypernet(hypernet_dir or self.paths.hypernet) if "hypernet" in methods else None
+        self.world = None
+        if "ziplora" in methods:
+            from lorarar.hypernet.train import PairWorld
+
+            self.world = PairWorld(root)
+
+    def __call__(
+        self, method: str, content: str, style: str, n: int, seed: int, steps: int, guidance: float
+    ) -> tuple[np.ndarray, float]:
+        from lorarar import LoraFile
+        from lorarar.merge.methods import merge
+
+        prompt = prompt_for(content if method != "style" else None, style if method != "content" else None)
+        if method in ("content", "style"):
+            lora = self.paths.content_lora(content) if method == "content" else self.paths.style_lora(style)
+            return generate(self.pipe, prompt, lora, n, seed, steps=steps, guidance=guidance), 0.0
+        c_lora = LoraFile.load(str(self.paths.content_lora(content)))
+        s_lora = LoraFile.load(str(self.paths.style_lora(style)))
+        adapter, seconds = merge(
+            c_lora, s_lora, method, hypernet=self.hypernet, world=self.world, names=(content, style)
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            merged = Path(tmp) / "merged.safetensors"
+            adapter.save(str(merged))
+            return generate(self.pipe, prompt, merged, n, seed, steps=steps, guidance=guidance), seconds
+
+
+class BundleImages:
+    """Images from the native engine on an exported bundle (its own merge, hypernetwork and, say, int8 programs):
+    the check that a quantized bundle keeps the world's fidelity. Seeds are the engine's (Philox), not torch's."""
+
+    def __init__(self, root: Path | None, bundle: Path, methods: list[str]) -> None:
+        from lorarar._native import Context, Engine
+
+        if "ziplora" in methods:
+            raise LoraError(f"{bundle}: ZipLoRA is an optimisation in PyTorch, not a bundle program (drop --bundle)")
+        self.paths = catalog.paths(root)
+        self.engine = Engine.load(str(bundle))
+        if "hypernet" in methods and not self.engine.has_hypernet:
+            raise LoraError(f"{bundle}: the bundle has no hypernetwork program (method hypernet)")
+        self.context = Context.create(self.engine)
+
+    def __call__(
+        self, method: str, content: str, style: str, n: int, seed: int, steps: int, guidance: float
+    ) -> tuple[np.ndarray, float]:
+        from lorarar import LoraFile
+
+        c_lora = LoraFile.load(str(self.paths.content_lora(content))) if method != "style" else None
+        s_lora = LoraFile.load(str(self.paths.style_lora(style))) if method != "content" else None
+        timings = self.context.set_loras(c_lora, s_lora, method="single" if method in ("content", "style") else method)
+        prompt = prompt_for(content if c_lora else None, style if s_lora else None)
+        images = [
+            self.context.generate(prompt, steps=steps, guidance=guidance, scheduler="ddim", seed=seed + i)[0]
+            for i in range(n)
+        ]
+        return np.stack(images).astype(np.float32) / 255.0, timings["total_ms"] / 1e3
 
 
 def evaluate(
@@ -39,20 +110,17 @@ def evaluate(
     out_dir: Path = RESULTS,
     steps: int = 25,
     guidance: float = 5.0,
+    bundle: Path | None = None,
 ) -> dict[str, Any]:
-    from lorarar import LoraFile
-    from lorarar.merge.methods import load_hypernet, merge
+    """``bundle``: generate with the native engine on that bundle instead of the PyTorch reference pipeline."""
     from lorarar.world.metrics import Scorer
 
-    paths = catalog.paths(root)
-    pipe = load_pipeline(root)
+    if bundle is not None and hypernet_dir is not None:
+        raise LoraError(f"{bundle}: a bundle brings its own hypernetwork program (drop --hypernet)")
+    images_for = (
+        BundleImages(root, bundle, methods) if bundle is not None else ReferenceImages(root, methods, hypernet_dir)
+    )
     scorer = Scorer(root)
-    hypernet = load_hypernet(hypernet_dir or paths.hypernet) if "hypernet" in methods else None
-    world = None
-    if "ziplora" in methods:
-        from lorarar.hypernet.train import PairWorld
-
-        world = PairWorld(root)
     ask = None
     if judge_url:
         from lorarar.world.judge import openai_asker
@@ -62,14 +130,8 @@ def evaluate(
     per_pair: list[dict[str, Any]] = []
     grid: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     for content, style in tqdm(pairs, desc=f"evaluate {split}"):
-        c_lora = LoraFile.load(str(paths.content_lora(content)))
-        s_lora = LoraFile.load(str(paths.style_lora(style)))
         for method in methods:
-            adapter, seconds = merge(c_lora, s_lora, method, hypernet=hypernet, world=world, names=(content, style))
-            with tempfile.TemporaryDirectory() as tmp:
-                merged = Path(tmp) / "merged.safetensors"
-                adapter.save(str(merged))
-                images = generate(pipe, catalog.merged_prompt(content), merged, n, seed, steps=steps, guidance=guidance)
+            images, seconds = images_for(method, content, style, n, seed, steps, guidance)
             row = {
                 "content": content,
                 "style": style,
@@ -92,6 +154,7 @@ def evaluate(
         "pairs": len(pairs),
         "seed": seed,
         "sampler": {"scheduler": "DDIM", "steps": steps, "guidance": guidance},
+        "generator": f"native engine, bundle {bundle}" if bundle is not None else "PyTorch reference (diffusers)",
         "scorer": "world metrics (subject/style classifiers)" + (" + MLLM judge" if ask else ""),
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()},
         "summary": summary,
