@@ -16,26 +16,16 @@ from export_helpers import psnr, rel_err
 from lorarar.export import executorch_backend, manifest
 from lorarar.export.program import TensorSpec, random_inputs
 
-# int8 bounds on the tiny random UNet (relative L2 error of noise_pred vs fp32 eager); see export/README.md.
+# 8-bit bounds on the tiny random UNet (relative L2 error of noise_pred vs fp32 eager); see export/README.md.
+# Measured 2026-11-27 on this UNet: w8a8 11.8% with the seven calibration timesteps (16.4% calibrated on the
+# example alone).
 INT8_BOUND = {"int8": 0.05, "w8a8": 0.15}
 INT8_IMAGE_PSNR = 30.0  # dB, int8 bundle vs fp32 bundle, same seed (tiny random pipeline)
-# Open problem (issue 5), shared by the accuracy and the size test.
-W8A8_OPEN = pytest.param(
-    "w8a8",
-    marks=pytest.mark.xfail(
-        strict=True,
-        reason="open: the static W8A8 UNet misses its accuracy bound and is not smaller than fp32 on the "
-        "tiny UNet (measured 2026-11-27); not yet investigated",
-    ),
-)
 
 
 @pytest.mark.parametrize(
     "quant",
-    [
-        "int8",
-        W8A8_OPEN,
-    ],
+    ["int8", "w8a8"],
 )
 def test_quantized_unet(quant: str, export_bundle_factory: Callable[..., Path], tiny_pipeline: Path) -> None:
     from diffusers import UNet2DConditionModel
@@ -56,10 +46,7 @@ def test_quantized_unet(quant: str, export_bundle_factory: Callable[..., Path], 
 
 @pytest.mark.parametrize(
     "quant",
-    [
-        "int8",
-        W8A8_OPEN,
-    ],
+    ["int8", "w8a8"],
 )
 def test_quantized_unet_is_smaller(
     quant: str, export_bundle_factory: Callable[..., Path], xnnpack_bundle: Path, tiny_pipeline: Path

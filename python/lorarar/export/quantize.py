@@ -4,8 +4,9 @@ Modes:
 - ``int8``: dynamic int8 activations with int8 per-channel symmetric weights on every Linear and (non-depthwise)
   Conv2d, run by XNNPACK's qd8 kernels (the slot's run-time factors stay fp32: they are inputs, not weights).
   World UNet: 24.0 MB -> 6.65 MB, 1.0% relative error on noise_pred, 1.5x faster a step than fp32 (2 threads).
-- ``w8a8``: static 8-bit: int8 per-channel weights and per-tensor activations calibrated on the example inputs,
-  on Linear, Conv, add, mul and cat (the XNNPACK quantizer's patterns); the slot matmuls are left in fp32.
+- ``w8a8``: static 8-bit: int8 per-channel weights and per-tensor activations calibrated on the example inputs
+  and the component's calibration batches (the UNet: seven timesteps across the schedule), on Linear, Conv, add,
+  mul and cat (the XNNPACK quantizer's patterns); the slot matmuls are left in fp32.
 
 The hypernetwork is never quantized (it is ~0.1% of a step and feeds merge coefficients).
 Core ML compression lives in coreml_backend.py, ONNX Runtime's in onnx_backend.py.
@@ -56,8 +57,11 @@ def quantize(
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     prepared = prepare_pt2e(ep.module(), quantizer(mode))  # type: ignore[arg-type]
+    # Dynamic int8 observes activations at run time: one pass sets up the weight observers. Static W8A8 takes its
+    # activation ranges from every calibration batch.
+    batches = (method.example, *calibration) if mode == "w8a8" else (method.example,)
     with torch.no_grad():
-        for batch in (method.example, *calibration):
+        for batch in batches:
             prepared(*batch)
     converted = convert_pt2e(prepared)
     with torch.no_grad():

@@ -95,4 +95,26 @@ def convert(
     }
     if layout is not None:
         info["lora_slot"] = layout.to_json()
-    return Component("unet", [Method("forward", program, specs, [out], tuple(example))], list(forms), info)
+    calibration = {"forward": calibration_batches(specs, example)}
+    return Component(
+        "unet", [Method("forward", program, specs, [out], tuple(example))], list(forms), info, calibration
+    )
+
+
+CALIBRATION_TIMESTEPS = (999.0, 800.0, 600.0, 400.0, 200.0, 50.0, 1.0)
+
+
+def calibration_batches(specs: list[TensorSpec], example: list[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
+    """Static quantization's activation ranges: the example's shapes across the schedule (one batch per timestep,
+    fresh noise and context each), the slot inputs scaled like the example's."""
+    names = [s.name for s in specs]
+    batches = []
+    for i, t in enumerate(CALIBRATION_TIMESTEPS):
+        batch = list(random_inputs(specs, seed=100 + i))
+        batch[1] = torch.full((BATCH,), t)
+        for name in (A_INPUT, B_INPUT):
+            if name in names:
+                k = names.index(name)
+                batch[k] = batch[k] * 0.01
+        batches.append(tuple(batch))
+    return batches
