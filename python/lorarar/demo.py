@@ -32,6 +32,17 @@ def source_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
+def exporter_digest() -> str:
+    import lorarar.export
+
+    h = hashlib.sha256()
+    folder = Path(lorarar.export.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def default_bundle(root: Path | None = None, quiet: bool = False, quant: str = "none") -> Path:
     """The default world's XNNPACK bundle (``quant`` none or int8, w8a8), exported on first use."""
     from lorarar.export.bundle import COMPONENTS, ExportOptions, export_bundle
@@ -39,7 +50,8 @@ def default_bundle(root: Path | None = None, quiet: bool = False, quant: str = "
 
     paths = catalog.paths(root)
     hypernet = paths.hypernet if (paths.hypernet / "config.json").exists() else None
-    digest = source_digest(paths.pipeline) + (source_digest(hypernet) if hypernet else "")
+    # The exporter's own source too: a change to a graph form or the quantizer re-exports the cached bundle.
+    digest = source_digest(paths.pipeline) + (source_digest(hypernet) if hypernet else "") + exporter_digest()
     bundle = catalog.repo_root() / ".cache" / "bundles" / ("default-xnnpack" + ("" if quant == "none" else f"-{quant}"))
     stamp = bundle.with_name(bundle.name + ".source.sha256")  # beside it: a bundle holds only its manifest's files
     if stamp.exists() and stamp.read_text() == digest:

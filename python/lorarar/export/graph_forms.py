@@ -13,9 +13,10 @@ modules stay untouched:
   delegated and split every transformer block out of the partition).
 - the timestep embedding: diffusers' ``Timesteps`` with its frequencies precomputed (bitwise the same values), so
   the ``arange``, the int64 casts and the ``unsqueeze`` leave the graph; a same-shape ``expand`` (``get_time_embed``
-  broadcasting the timestep to the batch) becomes a reshape; an integer residual scale (``mid_block_scale_factor``
-  is ``1`` in SD configs) becomes a float, so dividing by it needs no int64 -> float cast. Those ops ran in
-  ExecuTorch's portable kernels and cut the UNet into separate XNNPACK partitions.
+  broadcasting the timestep to the batch) becomes a reshape.
+- an integer residual scale (``mid_block_scale_factor`` is ``1`` in SD configs, the VAE's mid block too) becomes a
+  float, so dividing by it needs no int64 -> float cast.
+Those ops ran in ExecuTorch's portable kernels and cut the UNet and the VAE decoder into separate partitions.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from torch import nn
 Decomposition = Callable[..., Any]
 
 # Named forms: the manifest records which ones a program was lowered with.
-FORMS = ("classic-attention", "norm-as-mean", "upsample-as-cat", "split-as-slices", "timestep-table")
+FORMS = (
+    "classic-attention",
+    "norm-as-mean",
+    "upsample-as-cat",
+    "split-as-slices",
+    "timestep-table",
+    "float-residual-scale",
+)
 
 
 def use_classic_attention(module: nn.Module) -> None:
@@ -55,7 +63,9 @@ class TableTimesteps(nn.Module):
         super().__init__()
         half = num_channels // 2
         exponent = -math.log(10000) * torch.arange(start=0, end=half, dtype=torch.float32)
-        self.register_buffer("freqs", torch.exp(exponent / (half - downscale_freq_shift)).reshape(1, half))
+        self.register_buffer(
+            "freqs", torch.exp(exponent / (half - downscale_freq_shift)).reshape(1, half), persistent=False
+        )  # not in state_dict: the module keeps the checkpoint's keys
         self.flip_sin_to_cos = flip_sin_to_cos
         self.scale = scale
 
@@ -68,9 +78,8 @@ class TableTimesteps(nn.Module):
 
 
 def use_timestep_table(unet: nn.Module) -> None:
-    """Swaps every even-width ``Timesteps`` for ``TableTimesteps`` and makes integer residual scales floats."""
+    """Swaps every even-width ``Timesteps`` for ``TableTimesteps``."""
     from diffusers.models.embeddings import Timesteps
-    from diffusers.models.resnet import ResnetBlock2D
 
     for parent in list(unet.modules()):
         for name, child in list(parent.named_children()):
@@ -79,8 +88,15 @@ def use_timestep_table(unet: nn.Module) -> None:
                     child.num_channels, child.flip_sin_to_cos, child.downscale_freq_shift, child.scale
                 )
                 setattr(parent, name, table)
-        if isinstance(parent, ResnetBlock2D) and isinstance(parent.output_scale_factor, int):
-            parent.output_scale_factor = float(parent.output_scale_factor)
+
+
+def use_float_residual_scales(module: nn.Module) -> None:
+    """``(x + h) / output_scale_factor`` with a float factor (same value): no int64 -> float cast in the graph."""
+    from diffusers.models.resnet import ResnetBlock2D
+
+    for block in module.modules():
+        if isinstance(block, ResnetBlock2D) and isinstance(block.output_scale_factor, int):
+            block.output_scale_factor = float(block.output_scale_factor)
 
 
 def _norm_4d(x: torch.Tensor, eps: float) -> torch.Tensor:

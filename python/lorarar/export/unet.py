@@ -77,6 +77,8 @@ def convert(
         graph_forms.use_classic_attention(unet)
     if "timestep-table" in forms:
         graph_forms.use_timestep_table(unet)
+    if "float-residual-scale" in forms:
+        graph_forms.use_float_residual_scales(unet)
     sdxl = unet.config.addition_embed_type == "text_time"
     specs = input_specs(unet, layout)
     slot = LoraSlot(unet, layout) if layout is not None else None
@@ -96,9 +98,7 @@ def convert(
     if layout is not None:
         info["lora_slot"] = layout.to_json()
     calibration = {"forward": calibration_batches(specs, example)}
-    return Component(
-        "unet", [Method("forward", program, specs, [out], tuple(example))], list(forms), info, calibration
-    )
+    return Component("unet", [Method("forward", program, specs, [out], tuple(example))], list(forms), info, calibration)
 
 
 CALIBRATION_TIMESTEPS = (999.0, 800.0, 600.0, 400.0, 200.0, 50.0, 1.0)

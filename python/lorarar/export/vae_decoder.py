@@ -24,6 +24,8 @@ class VaeDecoderProgram(nn.Module):
 def convert(vae: Any, latent_size: int, forms: tuple[str, ...] = graph_forms.FORMS) -> Component:
     if "classic-attention" in forms:
         graph_forms.use_classic_attention(vae)
+    if "float-residual-scale" in forms:
+        graph_forms.use_float_residual_scales(vae)
     cfg = vae.config
     channels = int(cfg.latent_channels)
     factor = 2 ** (len(cfg.block_out_channels) - 1)
