@@ -58,8 +58,8 @@ def test_quantized_unet_is_smaller(
 ) -> None:
     """Every Linear and Conv2d weight is stored in 8 bits: against the fp32 program of the same UNet and slot, the
     file shrinks by at least 60% of the 3 bytes per weight that int8 saves. The rest is per-channel scales and the
-    per-op delegates' headers (~0.5 KB each, 300 of them), which matter only at this tiny width: on the world UNet
-    the saving is 98% (24.0 MB -> 6.65 MB). Linear-only int8 (convs left fp32) would save 28% here."""
+    per-op conv delegates' headers, which matter only at this tiny width: on the world UNet the saving is 99%
+    (24.0 MB -> 6.49 MB). Linear-only int8 (convs left fp32) would save 28% here."""
     from diffusers import UNet2DConditionModel
 
     bundle = quantized_bundle(export_bundle_factory, quant)

@@ -32,7 +32,7 @@ Progress = Callable[[str], None]
 
 def _xnnpack_partitioner(quant: str | None) -> list[Any]:
     from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
-    from executorch.backends.xnnpack.partition.config.gemm_configs import LinearConfig
+    from executorch.backends.xnnpack.partition.config.gemm_configs import ConvolutionConfig, LinearConfig
     from executorch.backends.xnnpack.partition.config.xnnpack_config import ConfigPrecisionType
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.backends.xnnpack.utils.utils import get_input_node, is_param_node
@@ -45,27 +45,35 @@ def _xnnpack_partitioner(quant: str | None) -> list[Any]:
                 return (True, [])
             return super()._get_weight_deps(node, ep, precision)  # type: ignore[no-any-return]
 
-    def is_slot_linear(node: torch.fx.Node, ep: Any) -> bool:
-        return node.target == torch.ops.aten.linear.default and not is_param_node(ep, get_input_node(node, 1))
+    class KeepLinearConfig(LinearConfig):  # type: ignore[misc]
+        """Claims no Linear; listed only so that the conv partitioner does not decompose Linears to ``mm``."""
 
-    class DynamicQuantPartitioner(XnnpackPartitioner):  # type: ignore[misc]
-        """One delegate per dynamically quantized Linear / Conv (XNNPACK's qd8 kernels).
+        def check_constraints(self, node: torch.fx.Node, ep: Any) -> bool:
+            return False
+
+    class DynamicQuantConvPartitioner(XnnpackPartitioner):  # type: ignore[misc]
+        """One delegate per dynamically quantized Conv2d (XNNPACK's qd8 kernels).
 
         Per-op, as ExecuTorch's own DQ partitioner: a dynamically quantized conv inside a larger partition fails
-        ChannelsLastTaggedReshapePass. It also keeps the slot's fp32 Linears from being decomposed to ``mm``
-        (a partitioner decomposes every Linear it does not claim), so the fp32 partitioner after it still gets them.
+        ChannelsLastTaggedReshapePass. Linears (dynamically quantized or the slot's fp32 ones) are left whole for
+        the partitioner after it, which takes them inside its large partitions: a partitioner decomposes every
+        Linear it does not keep, hence the keep-all filter.
         """
 
         def __init__(self) -> None:
-            super().__init__(configs=configs, config_precisions=ConfigPrecisionType.DYNAMIC_QUANT, per_op_mode=True)
+            super().__init__(
+                configs=[ConvolutionConfig, KeepLinearConfig],
+                config_precisions=ConfigPrecisionType.DYNAMIC_QUANT,
+                per_op_mode=True,
+            )
 
         def ops_to_not_decompose(self, ep: Any) -> tuple[list[Any], Callable[[torch.fx.Node], bool]]:
             ops, claims = super().ops_to_not_decompose(ep)
-            return ops, lambda node: bool(claims(node)) or is_slot_linear(node, ep)
+            return ops, lambda node: bool(claims(node)) or node.target == torch.ops.aten.linear.default
 
     configs = [SlotLinearConfig if c is LinearConfig else c for c in ALL_PARTITIONER_CONFIGS]
     fp32 = XnnpackPartitioner(configs=configs)
-    return [DynamicQuantPartitioner(), fp32] if quant == "int8" else [fp32]
+    return [DynamicQuantConvPartitioner(), fp32] if quant == "int8" else [fp32]
 
 
 def partitioners(kind: str, quant: str | None = None) -> list[Any]:
