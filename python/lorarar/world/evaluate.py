@@ -22,7 +22,7 @@ from lorarar.errors import LoraError
 from lorarar.formats.atomic import atomic_file
 from lorarar.formats.png import save_png, to_uint8
 from lorarar.world import catalog, data
-from lorarar.world.sample import generate, load_pipeline, prompt_for
+from lorarar.world.sample import generate, load_pipeline, lora_for, method_prompt
 
 RESULTS = catalog.repo_root() / "benchmarks" / "results"
 
@@ -36,9 +36,9 @@ class ReferenceImages:
     def __init__(self, root: Path | None, methods: list[str], hypernet_dir: Path | None) -> None:
         from lorarar.merge.methods import load_hypernet
 
-        self.paths = catalog.paths(root)
+        self.root = root
         self.pipe = load_pipeline(root)
-        self.hypernet = load_hypernet(hypernet_dir or self.paths.hypernet) if "hypernet" in methods else None
+        self.hypernet = load_hypernet(hypernet_dir or catalog.paths(root).hypernet) if "hypernet" in methods else None
         self.world = None
         if "ziplora" in methods:
             from lorarar.hypernet.train import PairWorld
@@ -48,22 +48,10 @@ class ReferenceImages:
     def __call__(
         self, method: str, content: str, style: str, n: int, seed: int, steps: int, guidance: float
     ) -> tuple[np.ndarray, float]:
-        from lorarar import LoraFile
-        from lorarar.merge.methods import merge
-
-        prompt = prompt_for(content if method != "style" else None, style if method != "content" else None)
-        if method in ("content", "style"):
-            lora = self.paths.content_lora(content) if method == "content" else self.paths.style_lora(style)
-            return generate(self.pipe, prompt, lora, n, seed, steps=steps, guidance=guidance), 0.0
-        c_lora = LoraFile.load(str(self.paths.content_lora(content)))
-        s_lora = LoraFile.load(str(self.paths.style_lora(style)))
-        adapter, seconds = merge(
-            c_lora, s_lora, method, hypernet=self.hypernet, world=self.world, names=(content, style)
-        )
         with tempfile.TemporaryDirectory() as tmp:
-            merged = Path(tmp) / "merged.safetensors"
-            adapter.save(str(merged))
-            return generate(self.pipe, prompt, merged, n, seed, steps=steps, guidance=guidance), seconds
+            lora, seconds = lora_for(method, content, style, self.root, Path(tmp), self.hypernet, self.world)
+            prompt = method_prompt(method, content, style)
+            return generate(self.pipe, prompt, lora, n, seed, steps=steps, guidance=guidance), seconds
 
 
 class BundleImages:
@@ -89,7 +77,7 @@ class BundleImages:
         c_lora = LoraFile.load(str(self.paths.content_lora(content))) if method != "style" else None
         s_lora = LoraFile.load(str(self.paths.style_lora(style))) if method != "content" else None
         timings = self.context.set_loras(c_lora, s_lora, method="single" if method in ("content", "style") else method)
-        prompt = prompt_for(content if c_lora else None, style if s_lora else None)
+        prompt = method_prompt(method, content, style)
         images = [
             self.context.generate(prompt, steps=steps, guidance=guidance, scheduler="ddim", seed=seed + i)[0]
             for i in range(n)

@@ -35,27 +35,42 @@ def prompt_for(content: str | None, style: str | None) -> str:
     return "a bird"
 
 
-def lora_for(method: str, content: str | None, style: str | None, root: Path | None, tmp: Path) -> Path | None:
+def method_prompt(method: str, content: str | None, style: str | None) -> str:
+    """The prompt a method is sampled with: a LoRA alone gets its own prompt, a merge the merged prompt."""
+    return prompt_for(content if method != "style" else None, style if method != "content" else None)
+
+
+def lora_for(
+    method: str,
+    content: str | None,
+    style: str | None,
+    root: Path | None,
+    tmp: Path,
+    hypernet: Any = None,
+    world: Any = None,
+) -> tuple[Path | None, float]:
+    """The LoRA file a method samples with (a merge is written under ``tmp``) and the merge's seconds (0 for a
+    LoRA alone). ``hypernet`` / ``world``: already loaded, for callers that merge many pairs."""
     paths = catalog.paths(root)
     if method == "none":
-        return None
+        return None, 0.0
     if method == "content":
         assert content
-        return paths.content_lora(content)
+        return paths.content_lora(content), 0.0
     if method == "style":
         assert style
-        return paths.style_lora(style)
+        return paths.style_lora(style), 0.0
     from lorarar import LoraFile
     from lorarar.merge.methods import load_hypernet, merge
 
     assert content and style
-    hypernet = load_hypernet(paths.hypernet) if method == "hypernet" else None
-    world = None
-    if method == "ziplora":
+    if method == "hypernet" and hypernet is None:
+        hypernet = load_hypernet(paths.hypernet)
+    if method == "ziplora" and world is None:
         from lorarar.hypernet.train import PairWorld
 
         world = PairWorld(root, names=[content, style])
-    adapter, _ = merge(
+    adapter, seconds = merge(
         LoraFile.load(str(paths.content_lora(content))),
         LoraFile.load(str(paths.style_lora(style))),
         method,
@@ -65,7 +80,7 @@ def lora_for(method: str, content: str | None, style: str | None, root: Path | N
     )
     out = tmp / f"{method}.safetensors"
     adapter.save(str(out))
-    return out
+    return out, seconds
 
 
 @torch.no_grad()
@@ -117,12 +132,5 @@ def sample(
 ) -> np.ndarray:
     pipe = pipe or load_pipeline(root)
     with tempfile.TemporaryDirectory() as tmp:
-        lora = lora_for(method, content, style, root, Path(tmp))
-        return generate(
-            pipe,
-            prompt_for(content if method != "style" else None, style if method != "content" else None),
-            lora,
-            n,
-            seed,
-            **kwargs,
-        )
+        lora, _ = lora_for(method, content, style, root, Path(tmp))
+        return generate(pipe, method_prompt(method, content, style), lora, n, seed, **kwargs)
