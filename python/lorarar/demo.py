@@ -23,35 +23,27 @@ OUT = Path("out/demo")
 CONTENT, STYLE = "truck", "denim"
 
 
-def source_digest(folder: Path) -> str:
-    """A hash of every file under a folder (names and bytes): whether a cached bundle is stale."""
+def source_digest(folder: Path, pattern: str = "**/*") -> str:
+    """A hash of the files under a folder that match ``pattern`` (names and bytes): whether a cached bundle is
+    stale."""
     h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.glob(pattern) if p.is_file()):
         h.update(str(path.relative_to(folder)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def exporter_digest() -> str:
-    import lorarar.export
-
-    h = hashlib.sha256()
-    folder = Path(lorarar.export.__file__).parent
-    for path in sorted(folder.glob("*.py")):
-        h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
 
 def default_bundle(root: Path | None = None, quiet: bool = False, quant: str = "none") -> Path:
     """The default world's XNNPACK bundle (``quant`` none or int8, w8a8), exported on first use."""
+    import lorarar.export
     from lorarar.export.bundle import COMPONENTS, ExportOptions, export_bundle
     from lorarar.world import catalog
 
     paths = catalog.paths(root)
     hypernet = paths.hypernet if (paths.hypernet / "config.json").exists() else None
     # The exporter's own source too: a change to a graph form or the quantizer re-exports the cached bundle.
-    digest = source_digest(paths.pipeline) + (source_digest(hypernet) if hypernet else "") + exporter_digest()
+    exporter = source_digest(Path(lorarar.export.__file__).parent, "*.py")
+    digest = source_digest(paths.pipeline) + (source_digest(hypernet) if hypernet else "") + exporter
     bundle = catalog.repo_root() / ".cache" / "bundles" / ("default-xnnpack" + ("" if quant == "none" else f"-{quant}"))
     stamp = bundle.with_name(bundle.name + ".source.sha256")  # beside it: a bundle holds only its manifest's files
     if stamp.exists() and stamp.read_text() == digest:
