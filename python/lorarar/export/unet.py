@@ -83,12 +83,7 @@ def convert(
     specs = input_specs(unet, layout)
     slot = LoraSlot(unet, layout) if layout is not None else None
     program = UNetProgram(unet, slot, sdxl).eval()
-    example = list(random_inputs(specs, seed=0))
-    example[1] = torch.full((BATCH,), 500.0)
-    if layout is not None:  # a small random adapter, so the slot path is exercised during calibration
-        ia = [s.name for s in specs].index(A_INPUT)
-        example[ia] = example[ia] * 0.01
-        example[ia + 1] = example[ia + 1] * 0.01
+    example = step_inputs(specs, seed=0, timestep=500.0)
     cfg = unet.config
     out = TensorSpec("noise_pred", (BATCH, int(cfg.out_channels), int(cfg.sample_size), int(cfg.sample_size)))
     info: dict[str, Any] = {
@@ -97,24 +92,20 @@ def convert(
     }
     if layout is not None:
         info["lora_slot"] = layout.to_json()
-    calibration = {"forward": calibration_batches(specs, example)}
-    return Component("unet", [Method("forward", program, specs, [out], tuple(example))], list(forms), info, calibration)
+    # Static quantization's activation ranges: the example's shapes across the schedule, fresh noise and context each.
+    calibration = {"forward": [step_inputs(specs, 100 + i, t) for i, t in enumerate(CALIBRATION_TIMESTEPS)]}
+    return Component("unet", [Method("forward", program, specs, [out], example)], list(forms), info, calibration)
 
 
 CALIBRATION_TIMESTEPS = (999.0, 800.0, 600.0, 400.0, 200.0, 50.0, 1.0)
 
 
-def calibration_batches(specs: list[TensorSpec], example: list[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
-    """Static quantization's activation ranges: the example's shapes across the schedule (one batch per timestep,
-    fresh noise and context each), the slot inputs scaled like the example's."""
-    names = [s.name for s in specs]
-    batches = []
-    for i, t in enumerate(CALIBRATION_TIMESTEPS):
-        batch = list(random_inputs(specs, seed=100 + i))
-        batch[1] = torch.full((BATCH,), t)
-        for name in (A_INPUT, B_INPUT):
-            if name in names:
-                k = names.index(name)
-                batch[k] = batch[k] * 0.01
-        batches.append(tuple(batch))
-    return batches
+def step_inputs(specs: list[TensorSpec], seed: int, timestep: float) -> tuple[torch.Tensor, ...]:
+    """Random inputs of one step at ``timestep``; the slot gets a small random adapter (x 0.01), so the slot path
+    is exercised when a quantizer observes the graph."""
+    batch = list(random_inputs(specs, seed=seed))
+    batch[1] = torch.full((BATCH,), timestep)
+    for k, spec in enumerate(specs):
+        if spec.name in (A_INPUT, B_INPUT):
+            batch[k] = batch[k] * 0.01
+    return tuple(batch)
