@@ -7,6 +7,8 @@ On a bundle (default: the default world's XNNPACK bundle, exported on first use)
 - merge-to-first-step: pair switch plus one denoising step (the latency before the first progress update);
 - denoising step (classifier-free guidance batch 2) and whole image, native vs diffusers on the same model;
 - peak RSS of a process that loads the engine and generates, against one that loads the diffusers pipeline;
+- the C engine alone (runtime/examples/lorarar_generate, no interpreter): peak RSS against the bundle's size, and
+  what a second context costs (packed weights are shared; activations per context or one shared workspace);
 - endurance: RSS growth over many switch-pair + generate cycles (a leak shows as growth).
 Each row: name, unit, median, p10, p90, n, and the comparison figures (``vs`` = the alternative's median,
 ``speedup`` = alternative / native). Absolute times on a shared machine are noisy; compare ratios.
@@ -229,7 +231,49 @@ def main() -> int:
             ratio=round(theirs_rss / ours_rss, 2),
         )
     )
+    for row in c_engine_memory(args.bundle, content_path, style_path, args.threads):
+        emit(row)
     return 0
+
+
+C_EXAMPLE = Path(__file__).resolve().parents[1] / "build" / "host" / "runtime" / "lorarar_generate"
+
+
+def c_engine_memory(bundle: Path, content: Path, style: Path, threads: int) -> list[dict[str, Any]]:
+    """Peak RSS of the plain-C example (one context, 2 steps), and the anonymous memory a second context adds, for
+    both workspace modes, against the size of the bundle's programs."""
+    if not C_EXAMPLE.exists():
+        print(f"# {C_EXAMPLE} not built (make native-test): no C engine memory rows", file=sys.stderr)
+        return []
+    bundle_mb = sum(f.stat().st_size for f in bundle.glob("*.pte")) / 2**20
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for parallel in (False, True):
+            files = [str(bundle), str(content), str(style), str(Path(tmp) / "x.ppm")]
+            options = ["--steps", "2", "--threads", str(threads), "--contexts", "2", "--parallel", str(int(parallel))]
+            run = subprocess.run(
+                [str(C_EXAMPLE), *files, *options],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            report = json.loads(run.stdout.strip().splitlines()[-1])
+            rss = report["rss_kb"]
+            peak_mb = report["peak_rss_first_kb"] / 1024
+            second_mb = (rss["more_contexts"]["anon"] - rss["first_image"]["anon"]) / 1024
+            rows.append(
+                stats(
+                    "c_engine_peak_rss" + ("_parallel_contexts" if parallel else ""),
+                    "MB",
+                    [peak_mb],
+                    bundle_programs_mb=round(bundle_mb, 2),
+                    ratio_to_bundle=round(peak_mb / bundle_mb, 2),
+                    code_mb=round(rss["first_image"]["file"] / 1024, 1),
+                    second_context_mb=round(second_mb, 1),
+                    second_context_ratio_to_bundle=round(second_mb / bundle_mb, 2),
+                )
+            )
+    return rows
 
 
 if __name__ == "__main__":

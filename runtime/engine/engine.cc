@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include "core/random.h"
 #include "extension/mapped_file.h"
@@ -30,18 +31,30 @@ Result<const MethodSpec*> method_of(const ProgramSpec& p, const std::string& pro
   return make_error(Error::kInvalidFile, "manifest.json: program " + program + " has no method " + preferred);
 }
 
-Result<std::unique_ptr<ProgramRunner>> open_program(const Bundle& b, const std::string& name) {
-  const ProgramSpec& p = b.programs.at(name);
+std::vector<std::string> methods_of(const ProgramSpec& p) {
   std::vector<std::string> methods;
+  for (const auto& [m, spec] : p.methods) methods.push_back(m);
+  return methods;
+}
+
+// Opens a program (its methods are loaded later, into the context's planned
+// memory) and reserves what its methods need there.
+Result<std::unique_ptr<ProgramRunner>> open_program(const Bundle& b, const std::string& name, Workspace workspace,
+                                                    PlannedMemory& planned) {
+  const ProgramSpec& p = b.programs.at(name);
   std::string file;
   for (const auto& [m, spec] : p.methods) {
-    methods.push_back(m);
     if (!file.empty() && spec.file != file) {
       return make_error(Error::kUnsupported, b.path(spec.file) + ": programs split over several files are not read");
     }
     file = spec.file;
   }
-  return ProgramRunner::open(b.path(file), p.data_file.empty() ? "" : b.path(p.data_file), methods);
+  LORARAR_ASSIGN_OR_RETURN(
+      std::unique_ptr<ProgramRunner> runner,
+      ProgramRunner::open_program(b.path(file), p.data_file.empty() ? "" : b.path(p.data_file), workspace));
+  LORARAR_ASSIGN_OR_RETURN(std::vector<size_t> sizes, runner->planned_sizes(methods_of(p)));
+  planned.reserve(sizes);
+  return runner;
 }
 
 }  // namespace
@@ -103,11 +116,23 @@ Status Engine::check_lora_layers(const LoraModel& lora) const {
 Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Engine> engine) {
   std::unique_ptr<Context> ctx(new Context(std::move(engine)));
   const Bundle& b = ctx->engine_->bundle();
-  LORARAR_ASSIGN_OR_RETURN(ctx->text_, open_program(b, "text_encoder"));
-  LORARAR_ASSIGN_OR_RETURN(ctx->unet_, open_program(b, "unet"));
-  LORARAR_ASSIGN_OR_RETURN(ctx->vae_, open_program(b, "vae_decoder"));
+  // A context runs one program at a time and copies every output out, so all
+  // its programs plan their activations into the same buffers.
+  const Workspace workspace = ctx->engine_->options().parallel_contexts ? Workspace::kPerProgram : Workspace::kShared;
+  PlannedMemory& planned = ctx->planned_;
+  LORARAR_ASSIGN_OR_RETURN(ctx->text_, open_program(b, "text_encoder", workspace, planned));
+  LORARAR_ASSIGN_OR_RETURN(ctx->unet_, open_program(b, "unet", workspace, planned));
+  LORARAR_ASSIGN_OR_RETURN(ctx->vae_, open_program(b, "vae_decoder", workspace, planned));
   if (b.has_hypernet) {
-    LORARAR_ASSIGN_OR_RETURN(ctx->hypernet_, open_program(b, "hypernet"));
+    LORARAR_ASSIGN_OR_RETURN(ctx->hypernet_, open_program(b, "hypernet", workspace, planned));
+  }
+  planned.allocate();
+  const std::pair<const char*, ProgramRunner*> programs[] = {{"text_encoder", ctx->text_.get()},
+                                                             {"unet", ctx->unet_.get()},
+                                                             {"vae_decoder", ctx->vae_.get()},
+                                                             {"hypernet", ctx->hypernet_.get()}};
+  for (const auto& [name, runner] : programs) {
+    if (runner) LORARAR_RETURN_IF_ERROR(runner->load_methods(methods_of(b.programs.at(name)), &planned));
   }
   LORARAR_ASSIGN_OR_RETURN(const MethodSpec* text, method_of(b.programs.at("text_encoder"), "text_encoder", "forward"));
   LORARAR_ASSIGN_OR_RETURN(const MethodSpec* unet, method_of(b.programs.at("unet"), "unet", "forward"));

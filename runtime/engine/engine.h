@@ -29,6 +29,10 @@ struct EngineOptions {
   // pool (one thread per core) runs them.
   int n_threads = 0;
   bool verify_checksums = true;
+  // false: every context's programs share one XNNPACK activation workspace
+  // (least memory; contexts generating at the same time take turns per
+  // delegate call). true: one workspace per program of each context.
+  bool parallel_contexts = false;
 };
 
 class Engine {
@@ -103,6 +107,8 @@ class Context {
   const Engine& engine() const { return *engine_; }
   const std::vector<float>& slot_a() const { return lora_a_; }
   const std::vector<float>& slot_b() const { return lora_b_; }
+  // Bytes of planned activation memory the context's programs share.
+  size_t planned_bytes() const { return planned_.total_bytes(); }
 
  private:
   explicit Context(std::shared_ptr<const Engine> engine) : engine_(std::move(engine)) {}
@@ -111,6 +117,8 @@ class Context {
   Status encode_prompt(const std::string& prompt, float* out);
 
   std::shared_ptr<const Engine> engine_;
+  // Declared before the runners: their methods point into it.
+  PlannedMemory planned_;
   std::unique_ptr<ProgramRunner> text_, unet_, vae_, hypernet_;
   std::string text_method_, unet_method_, vae_method_;
   std::vector<float> lora_a_, lora_b_;

@@ -2,7 +2,11 @@
 
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor_ptr.h>
+#include <executorch/runtime/backend/backend_options_map.h>
+#include <executorch/runtime/backend/options.h>
+#include <executorch/runtime/core/hierarchical_allocator.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/json.h"
@@ -12,12 +16,46 @@ namespace lorarar {
 namespace et = ::executorch;
 using et::extension::Module;
 
+// A method's view of a PlannedMemory: ExecuTorch keeps pointers to both.
+struct MethodMemory {
+  std::vector<et::runtime::Span<uint8_t>> spans;
+  std::unique_ptr<et::runtime::HierarchicalAllocator> allocator;
+};
+
 struct ProgramRunner::Impl {
   std::string path;
+  // Destroyed after the module, whose methods point into them.
+  std::vector<std::unique_ptr<MethodMemory>> method_memory;
   std::unique_ptr<Module> module;
 };
 
 ProgramRunner::~ProgramRunner() = default;
+
+namespace {
+// ExecuTorch's memory planning aligns tensors to 16 bytes; a cache line is safer for kernels.
+constexpr size_t kPlannedAlignment = 64;
+}  // namespace
+
+void PlannedMemory::reserve(const std::vector<size_t>& sizes) {
+  if (sizes_.size() < sizes.size()) sizes_.resize(sizes.size(), 0);
+  for (size_t i = 0; i < sizes.size(); ++i) sizes_[i] = std::max(sizes_[i], sizes[i]);
+}
+
+void PlannedMemory::allocate() {
+  buffers_.resize(sizes_.size());
+  aligned_.resize(sizes_.size());
+  for (size_t i = 0; i < sizes_.size(); ++i) {
+    buffers_[i].assign(sizes_[i] + kPlannedAlignment, 0);
+    const auto address = reinterpret_cast<uintptr_t>(buffers_[i].data());
+    aligned_[i] = buffers_[i].data() + ((kPlannedAlignment - address % kPlannedAlignment) % kPlannedAlignment);
+  }
+}
+
+size_t PlannedMemory::total_bytes() const {
+  size_t total = 0;
+  for (size_t s : sizes_) total += s;
+  return total;
+}
 
 namespace {
 
@@ -29,20 +67,75 @@ Status et_error(const std::string& path, const std::string& what, et::runtime::E
 }  // namespace
 
 Result<std::unique_ptr<ProgramRunner>> ProgramRunner::open(const std::string& pte, const std::string& ptd,
-                                                           const std::vector<std::string>& methods) {
+                                                           const std::vector<std::string>& methods,
+                                                           Workspace workspace) {
+  LORARAR_ASSIGN_OR_RETURN(std::unique_ptr<ProgramRunner> runner, open_program(pte, ptd, workspace));
+  LORARAR_RETURN_IF_ERROR(runner->load_methods(methods, nullptr));
+  return runner;
+}
+
+Result<std::unique_ptr<ProgramRunner>> ProgramRunner::open_program(const std::string& pte, const std::string& ptd,
+                                                                   Workspace workspace) {
   std::unique_ptr<ProgramRunner> runner(new ProgramRunner());
   runner->impl_ = std::make_unique<Impl>();
   runner->impl_->path = pte;
   auto& module = runner->impl_->module;
   module = ptd.empty() ? std::make_unique<Module>(pte, Module::LoadMode::Mmap)
                        : std::make_unique<Module>(pte, ptd, Module::LoadMode::Mmap);
-  if (auto e = module->load(); e != et::runtime::Error::Ok) return et_error(pte, "cannot load program", e);
+  // XNNPACK load options, per program (not process-wide: the host app may run
+  // other ExecuTorch models with its own settings). The weight cache makes every
+  // instance of a program share one copy of its packed weights; the workspace
+  // mode is ExecuTorch's WorkspaceSharingMode (1 per model, 2 global).
+  et::runtime::BackendOptions<2> xnnpack;
+  xnnpack.set_option("weight_cache_enabled", true);
+  xnnpack.set_option("workspace_sharing_mode", workspace == Workspace::kShared ? 2 : 1);
+  et::runtime::LoadBackendOptionsMap options;
+  if (auto e = options.set_options("XnnpackBackend", xnnpack.view()); e != et::runtime::Error::Ok) {
+    return et_error(pte, "cannot set XNNPACK options", e);
+  }
+  if (auto e = module->load(options); e != et::runtime::Error::Ok) return et_error(pte, "cannot load program", e);
+  return runner;
+}
+
+Result<std::vector<size_t>> ProgramRunner::planned_sizes(const std::vector<std::string>& methods) const {
+  std::vector<size_t> sizes;
   for (const auto& m : methods) {
-    if (auto e = module->load_method(m); e != et::runtime::Error::Ok) {
-      return et_error(pte, "cannot load method " + json::quote(m), e);
+    auto meta = impl_->module->method_meta(m);
+    if (!meta.ok()) return et_error(impl_->path, "cannot read method " + json::quote(m), meta.error());
+    const size_t n = meta->num_memory_planned_buffers();
+    if (sizes.size() < n) sizes.resize(n, 0);
+    for (size_t i = 0; i < n; ++i) {
+      auto size = meta->memory_planned_buffer_size(i);
+      if (!size.ok()) return et_error(impl_->path, "cannot read method " + json::quote(m), size.error());
+      sizes[i] = std::max(sizes[i], static_cast<size_t>(size.get()));
     }
   }
-  return runner;
+  return sizes;
+}
+
+Status ProgramRunner::load_methods(const std::vector<std::string>& methods, PlannedMemory* planned) {
+  for (const auto& m : methods) {
+    et::runtime::HierarchicalAllocator* allocator = nullptr;
+    if (planned) {
+      LORARAR_ASSIGN_OR_RETURN(std::vector<size_t> sizes, planned_sizes({m}));
+      auto memory = std::make_unique<MethodMemory>();
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        if (i >= planned->aligned_.size() || sizes[i] > planned->sizes_[i]) {
+          return make_error(Error::kInternal, impl_->path + ": method " + json::quote(m) +
+                                                  " needs more planned memory than was reserved");
+        }
+        memory->spans.emplace_back(planned->aligned_[i], sizes[i]);
+      }
+      memory->allocator = std::make_unique<et::runtime::HierarchicalAllocator>(
+          et::runtime::Span<et::runtime::Span<uint8_t>>(memory->spans.data(), memory->spans.size()));
+      allocator = memory->allocator.get();
+      impl_->method_memory.push_back(std::move(memory));
+    }
+    if (auto e = impl_->module->load_method(m, allocator); e != et::runtime::Error::Ok) {
+      return et_error(impl_->path, "cannot load method " + json::quote(m), e);
+    }
+  }
+  return Status::ok();
 }
 
 std::vector<std::string> ProgramRunner::method_names() const {

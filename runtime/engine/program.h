@@ -1,7 +1,9 @@
 // One ExecuTorch program of a bundle (text encoder, UNet, VAE decoder,
 // hypernetwork), memory-mapped, with its methods loaded. Each engine context
 // owns its own ProgramRunner: ExecuTorch methods hold their activations in
-// per-instance planned memory and must not run concurrently.
+// planned memory and must not run concurrently. XNNPACK's packed weights are
+// shared by every runner of the same program (its weight cache), so a second
+// context costs activations, not weights.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +36,33 @@ struct OwnedTensor {
   std::vector<int64_t> shape;
 };
 
+// Planned activation memory shared by programs that never run at the same time
+// (one context's): each buffer is sized for the largest method, not the sum.
+class PlannedMemory {
+ public:
+  // Grows buffer i to at least sizes[i]. Only before allocate().
+  void reserve(const std::vector<size_t>& sizes);
+  // Allocates the buffers; the methods loaded into them keep pointers, so
+  // this object must outlive them and never grow again.
+  void allocate();
+  size_t total_bytes() const;
+
+ private:
+  friend class ProgramRunner;
+  std::vector<size_t> sizes_;
+  std::vector<std::vector<uint8_t>> buffers_;
+  std::vector<uint8_t*> aligned_;
+};
+
+// How a program's XNNPACK delegates get their scratch memory.
+enum class Workspace {
+  // One workspace for every program loaded this way in the process: the least
+  // memory; delegate calls from different contexts take turns.
+  kShared,
+  // One workspace per program instance: contexts run truly in parallel.
+  kPerProgram,
+};
+
 class ProgramRunner {
  public:
   ~ProgramRunner();
@@ -41,9 +70,20 @@ class ProgramRunner {
   ProgramRunner& operator=(const ProgramRunner&) = delete;
 
   // Loads `pte` (and its external weights `ptd`, if not empty) and the given
-  // methods. Errors name the file.
+  // methods, with their own planned memory. Errors name the file.
   static Result<std::unique_ptr<ProgramRunner>> open(const std::string& pte, const std::string& ptd,
-                                                     const std::vector<std::string>& methods);
+                                                     const std::vector<std::string>& methods,
+                                                     Workspace workspace = Workspace::kShared);
+
+  // Loads the program only: load_methods() follows, once the caller has sized
+  // a PlannedMemory with planned_sizes() of every program that shares it.
+  static Result<std::unique_ptr<ProgramRunner>> open_program(const std::string& pte, const std::string& ptd,
+                                                             Workspace workspace = Workspace::kShared);
+  // Bytes of each planned buffer the given methods need (the max over them).
+  Result<std::vector<size_t>> planned_sizes(const std::vector<std::string>& methods) const;
+  // Loads the methods into `planned` (allocated), or into their own memory
+  // when it is null.
+  Status load_methods(const std::vector<std::string>& methods, PlannedMemory* planned);
 
   // Runs `method`; copies output i into outputs[i] (sizes must match).
   Status run(const std::string& method, const std::vector<TensorArg>& inputs, const std::vector<OutputArg>& outputs);

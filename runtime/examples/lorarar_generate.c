@@ -2,11 +2,13 @@
  *
  *   lorarar_generate BUNDLE_DIR CONTENT.safetensors STYLE.safetensors OUT.ppm
  *                    [--prompt P] [--method hypernet|direct] [--steps N] [--seed S] [--threads N]
- *                    [--scheduler ddim|euler|lcm] [--cycles N]
+ *                    [--scheduler ddim|euler|lcm] [--cycles N] [--contexts N] [--parallel 0|1]
  *
  * Loads the bundle once, merges the pair into a context's LoRA slot, generates one image (binary PPM) and prints
  * the timings as one JSON object. --cycles N repeats switch-pair + generate N times (the image of the last cycle
- * is written) and reports the peak RSS, so a leak or a reload shows. Plain C99: it compiles against the public
+ * is written) and reports the peak RSS, so a leak or a reload shows. --contexts N then creates N - 1 more contexts
+ * that each merge and generate once, so the RSS shows what a context costs (--parallel: the engine's
+ * parallel_contexts). Plain C99: it compiles against the public
  * header only, which is the point. */
 #include <stdint.h>
 #include <stdio.h>
@@ -38,8 +40,9 @@ static long peak_rss_kb(void) { return status_kb("VmHWM"); }
 
 /* Where the memory is after each stage: anonymous (heap, planned activations, packed weights) vs file-backed
  * (mapped programs and code), so a regression in either shows in the JSON. */
-enum { STAGE_START, STAGE_ENGINE, STAGE_CONTEXT, STAGE_FIRST_IMAGE, STAGE_COUNT };
-static const char* const kStageNames[STAGE_COUNT] = {"start", "engine_loaded", "context_created", "first_image"};
+enum { STAGE_START, STAGE_ENGINE, STAGE_CONTEXT, STAGE_FIRST_IMAGE, STAGE_MORE_CONTEXTS, STAGE_COUNT };
+static const char* const kStageNames[STAGE_COUNT] = {"start", "engine_loaded", "context_created", "first_image",
+                                                     "more_contexts"};
 static long stage_anon_kb[STAGE_COUNT];
 static long stage_file_kb[STAGE_COUNT];
 
@@ -52,7 +55,7 @@ int main(int argc, char** argv) {
   if (argc < 5) {
     fprintf(stderr,
             "usage: %s BUNDLE_DIR CONTENT STYLE OUT.ppm [--prompt P] [--method hypernet|direct] [--steps N] "
-            "[--seed S] [--threads N] [--scheduler ddim|euler|lcm] [--cycles N]\n",
+            "[--seed S] [--threads N] [--scheduler ddim|euler|lcm] [--cycles N] [--contexts N] [--parallel 0|1]\n",
             argv[0]);
     return 2;
   }
@@ -61,6 +64,7 @@ int main(int argc, char** argv) {
   lorarar_engine_params eng = lorarar_engine_default_params();
   gen.prompt = "a sks bird in zwz style";
   int cycles = 1;
+  int contexts = 1;
   for (int i = 5; i + 1 < argc; i += 2) {
     const char* key = argv[i];
     const char* value = argv[i + 1];
@@ -76,6 +80,10 @@ int main(int argc, char** argv) {
       eng.n_threads = atoi(value);
     } else if (strcmp(key, "--cycles") == 0) {
       cycles = atoi(value);
+    } else if (strcmp(key, "--contexts") == 0) {
+      contexts = atoi(value);
+    } else if (strcmp(key, "--parallel") == 0) {
+      eng.parallel_contexts = atoi(value);
     } else if (strcmp(key, "--scheduler") == 0) {
       gen.scheduler = strcmp(value, "euler") == 0 ? LORARAR_SCHEDULER_EULER
                       : strcmp(value, "lcm") == 0 ? LORARAR_SCHEDULER_LCM
@@ -96,6 +104,12 @@ int main(int argc, char** argv) {
   lorarar_lora_load_params load = lorarar_lora_load_default_params();
   if (lorarar_lora_load(argv[2], &load, &content) != LORARAR_OK) return fail(argv[2]);
   if (lorarar_lora_load(argv[3], &load, &style) != LORARAR_OK) return fail(argv[3]);
+  if (contexts < 1) {
+    fprintf(stderr, "error: --contexts must be >= 1\n");
+    return 2;
+  }
+  lorarar_context** contexts_kept = calloc((size_t)contexts, sizeof *contexts_kept);
+  if (!contexts_kept) return 1;
   lorarar_context* ctx = NULL;
   mark_stage(STAGE_ENGINE);
   if (lorarar_context_create(engine, &ctx) != LORARAR_OK) return fail("context");
@@ -121,6 +135,15 @@ int main(int argc, char** argv) {
       mark_stage(STAGE_FIRST_IMAGE);
     }
   }
+  for (int c = 1; c < contexts; ++c) {
+    lorarar_context* more = NULL;
+    if (lorarar_context_create(engine, &more) != LORARAR_OK) return fail("context");
+    if (lorarar_context_set_loras(more, content, style, &apply, NULL) != LORARAR_OK) return fail("merge");
+    if (lorarar_generate(more, &gen, rgb, size, NULL) != LORARAR_OK) return fail("generate");
+    /* Kept until the end, as an app serving several threads keeps them. */
+    contexts_kept[c] = more;
+  }
+  mark_stage(STAGE_MORE_CONTEXTS);
   FILE* out = fopen(argv[4], "wb");
   if (!out) {
     fprintf(stderr, "error: %s: cannot write\n", argv[4]);
@@ -135,15 +158,17 @@ int main(int argc, char** argv) {
   printf(
       "{\"backend\": \"%s\", \"merge_ms\": %.3f, \"hypernet_ms\": %.3f, \"fold_ms\": %.3f, \"text_encoder_ms\": "
       "%.3f, \"step_ms_median\": %.3f, \"decode_ms\": %.3f, \"total_ms\": %.3f, \"cycles\": %d, "
-      "\"peak_rss_first_kb\": %ld, \"peak_rss_kb\": %ld, \"rss_kb\": {",
+      "\"contexts\": %d, \"peak_rss_first_kb\": %ld, \"peak_rss_kb\": %ld, \"rss_kb\": {",
       info.backend, merge.total_ms, merge.hypernet_ms, merge.fold_ms, timings.text_encoder_ms, timings.step_ms_median,
-      timings.decode_ms, timings.total_ms, cycles, rss_after_first, peak_rss_kb());
+      timings.decode_ms, timings.total_ms, cycles, contexts, rss_after_first, peak_rss_kb());
   for (int i = 0; i < STAGE_COUNT; ++i) {
     printf("%s\"%s\": {\"anon\": %ld, \"file\": %ld}", i ? ", " : "", kStageNames[i], stage_anon_kb[i],
            stage_file_kb[i]);
   }
   printf("}}\n");
   free(rgb);
+  for (int c = 1; c < contexts; ++c) lorarar_context_free(contexts_kept[c]);
+  free(contexts_kept);
   lorarar_context_free(ctx);
   lorarar_lora_free(content);
   lorarar_lora_free(style);

@@ -130,8 +130,11 @@ def test_pairs_swap_without_reload(engine: Engine, pair: tuple[Path, Path]) -> N
     assert np.array_equal(ctx.generate(PROMPT, steps=3, seed=3)[0], merged)
 
 
-def test_contexts_run_concurrently(engine: Engine, pair: tuple[Path, Path]) -> None:
-    """One engine, one context per thread: results equal the sequential ones."""
+@pytest.mark.parametrize("parallel_contexts", [False, True])
+def test_contexts_run_concurrently(xnnpack_bundle: Path, pair: tuple[Path, Path], parallel_contexts: bool) -> None:
+    """One engine, one context per thread: results equal the sequential ones, whether the contexts share one
+    activation workspace (taking turns per delegate call) or each has its own."""
+    engine = Engine.load(str(xnnpack_bundle), n_threads=2, parallel_contexts=parallel_contexts)
     content, style = (LoraFile.load(str(p)) for p in pair)
     expected = {}
     for seed in (4, 5):
@@ -152,6 +155,21 @@ def test_contexts_run_concurrently(engine: Engine, pair: tuple[Path, Path]) -> N
         t.join()
     for seed in (4, 5):
         assert np.array_equal(results[seed], expected[seed])
+
+
+def test_contexts_interleave(engine: Engine, pair: tuple[Path, Path]) -> None:
+    """Contexts share packed weights and a workspace, and each context's programs share one planned-memory
+    arena: generating in one context between two generations of another changes neither."""
+    content, style = (LoraFile.load(str(p)) for p in pair)
+    first, second = Context.create(engine), Context.create(engine)
+    first.set_loras(content, style, method="hypernet")
+    second.set_loras(content, None, method="single")
+    a = first.generate(PROMPT, steps=3, seed=6)[0]
+    b = second.generate(PROMPT, steps=3, seed=6)[0]
+    assert np.array_equal(first.generate(PROMPT, steps=3, seed=6)[0], a)
+    assert not np.array_equal(a, b)
+    del first
+    assert np.array_equal(second.generate(PROMPT, steps=3, seed=6)[0], b)
 
 
 def test_progress_callback_cancels(engine: Engine) -> None:

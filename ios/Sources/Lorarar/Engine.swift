@@ -26,11 +26,15 @@ public final class Engine: @unchecked Sendable {
     /// - Parameters:
     ///   - threads: threads for the programs; nil: the C API's default (0, one per hardware thread).
     ///   - verifyChecksums: check the sha256 of every bundle file against the manifest; nil: the default (yes).
+    ///   - parallelContexts: give each context its own activation workspace, so contexts generate in parallel at
+    ///     more memory each; nil: the default (no: they share one and take turns per delegate call).
     /// - Throws: `LorararError`, e.g. `.notFound` "`<dir>: no manifest.json (not a bundle, or an unfinished export)`".
-    public init(bundlePath: String, threads: Int? = nil, verifyChecksums: Bool? = nil) throws {
+    public init(bundlePath: String, threads: Int? = nil, verifyChecksums: Bool? = nil,
+                parallelContexts: Bool? = nil) throws {
         var params = lorarar_engine_default_params()
         if let t = threads { params.n_threads = Int32(clamping: t) }
         if let v = verifyChecksums { params.verify_checksums = v ? 1 : 0 }
+        if let p = parallelContexts { params.parallel_contexts = p ? 1 : 0 }
         var out: OpaquePointer?
         try LorararError.check(lorarar_engine_load(bundlePath, &params, &out))
         guard let h = out else { throw LorararError(status: .internalError, message: "\(bundlePath): no handle") }

@@ -202,6 +202,11 @@ typedef struct lorarar_context lorarar_context;
 typedef struct lorarar_engine_params {
   int n_threads;        /* default 0: one per hardware thread */
   int verify_checksums; /* default 1: sha256 of every bundle file against the manifest */
+  /* default 0: all contexts share one activation workspace (least memory;
+   * contexts generating at the same time take turns per delegate call).
+   * 1: each context's programs get their own, so contexts run in parallel at
+   * more memory each. Packed weights are shared by all contexts either way. */
+  int parallel_contexts;
 } lorarar_engine_params;
 
 LORARAR_API lorarar_engine_params lorarar_engine_default_params(void);

@@ -587,18 +587,19 @@ void ThrowCxx(JNIEnv*, jclass, jint kind) {
 
 jintArray EngineDefaults(JNIEnv* env, jclass) {
   const lorarar_engine_params p = lorarar_engine_default_params();
-  const jint values[2] = {p.n_threads, p.verify_checksums};
-  jintArray out = env->NewIntArray(2);
-  if (out) env->SetIntArrayRegion(out, 0, 2, values);
+  const jint values[3] = {p.n_threads, p.verify_checksums, p.parallel_contexts};
+  jintArray out = env->NewIntArray(3);
+  if (out) env->SetIntArrayRegion(out, 0, 3, values);
   return out;
 }
 
-jlong EngineLoad(JNIEnv* env, jclass, jstring dir, jint threads, jboolean verify) {
+jlong EngineLoad(JNIEnv* env, jclass, jstring dir, jint threads, jboolean verify, jboolean parallel) {
   std::string d;
   if (!from_jstring(env, dir, "bundleDir", &d)) return 0;
   lorarar_engine_params params = lorarar_engine_default_params();
   params.n_threads = threads;
   params.verify_checksums = verify ? 1 : 0;
+  params.parallel_contexts = parallel ? 1 : 0;
   lorarar_engine* engine = nullptr;
   const lorarar_status s = lorarar_engine_load(d.c_str(), &params, &engine);
   if (s != LORARAR_OK) return fail(env, s);
@@ -847,7 +848,7 @@ const JNINativeMethod kMethods[] = {
     LORARAR_NATIVE("fuseWeights16", "(JLjava/lang/String;[SIJJFILjava/lang/String;)V", FuseWeights16),
     LORARAR_NATIVE("fuseUnetDir", "(JJLjava/lang/String;FILjava/lang/String;)V", FuseUnetDir),
     LORARAR_NATIVE("engineDefaults", "()[I", EngineDefaults),
-    LORARAR_NATIVE("engineLoad", "(Ljava/lang/String;IZ)J", EngineLoad),
+    LORARAR_NATIVE("engineLoad", "(Ljava/lang/String;IZZ)J", EngineLoad),
     LORARAR_NATIVE("engineInfo", "(J)Lai/lorarar/EngineInfo;", EngineInfo),
     LORARAR_NATIVE("engineCheckLora", "(JJ)V", EngineCheckLora),
     LORARAR_NATIVE("engineFree", "(J)V", EngineFree),

@@ -29,10 +29,18 @@ public final class Engine implements AutoCloseable {
     this.handle = new NativeHandle(this, "Engine", pointer, NativeBridge::engineFree);
   }
 
-  /** Loads a bundle with the C API's defaults (one thread per core, checksums verified). */
+  /**
+   * Loads a bundle with the C API's defaults (one thread per core, checksums verified, contexts
+   * sharing one activation workspace).
+   */
   public static Engine load(String bundleDir) {
     int[] defaults = NativeBridge.engineDefaults();
-    return load(bundleDir, defaults[0], defaults[1] != 0);
+    return load(bundleDir, defaults[0], defaults[1] != 0, defaults[2] != 0);
+  }
+
+  /** Loads a bundle whose contexts share one activation workspace (the least memory). */
+  public static Engine load(String bundleDir, int threads, boolean verifyChecksums) {
+    return load(bundleDir, threads, verifyChecksums, false);
   }
 
   /**
@@ -40,10 +48,13 @@ public final class Engine implements AutoCloseable {
    *
    * @param threads threads for the programs; 0: one per hardware thread
    * @param verifyChecksums check the sha256 of every bundle file against the manifest
+   * @param parallelContexts give each context its own activation workspace, so contexts generate
+   *     in parallel at more memory each; false: they share one and take turns per delegate call
    */
-  public static Engine load(String bundleDir, int threads, boolean verifyChecksums) {
+  public static Engine load(
+      String bundleDir, int threads, boolean verifyChecksums, boolean parallelContexts) {
     Checks.notNull(bundleDir, "bundleDir");
-    long pointer = NativeBridge.engineLoad(bundleDir, threads, verifyChecksums);
+    long pointer = NativeBridge.engineLoad(bundleDir, threads, verifyChecksums, parallelContexts);
     EngineInfo info;
     try {
       info = NativeBridge.engineInfo(pointer);

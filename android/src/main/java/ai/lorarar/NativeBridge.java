@@ -116,10 +116,11 @@ final class NativeBridge {
   static native void fuseUnetDir(long base, long adapter, String outDir, float scale, int threads, String kernel);
 
   // ---------------------------------------------------------------- engine
-  /** lorarar_engine_default_params(): {n_threads, verify_checksums}. */
+  /** lorarar_engine_default_params(): {n_threads, verify_checksums, parallel_contexts}. */
   static native int[] engineDefaults();
 
-  static native long engineLoad(String bundleDir, int threads, boolean verifyChecksums);
+  static native long engineLoad(
+      String bundleDir, int threads, boolean verifyChecksums, boolean parallelContexts);
 
   static native EngineInfo engineInfo(long engine);
 

@@ -55,7 +55,7 @@ public class LibraryTest {
   public void applyDefaultsAreHypernetAtScaleOne() {
     assertArrayEquals(new float[] {ApplyMethod.HYPERNET.code, 1.0f, 1.0f}, NativeBridge.applyDefaults(), 0.0f);
     int[] engine = NativeBridge.engineDefaults();
-    assertArrayEquals(new int[] {0, 1}, engine);
+    assertArrayEquals(new int[] {0, 1, 0}, engine);
   }
 
   @Test
