@@ -64,6 +64,7 @@ bench-export: build
 
 # ---------------------------------------------------------------- tests
 test: export LORARAR_REQUIRE_AARCH64 = 1
+test: export LORARAR_REQUIRE_JNI = 1
 test: system-deps lint native-test android-host-test native-asan native-aarch64 fuzz python-test
 
 lint: build
