@@ -33,17 +33,22 @@ def source_digest(folder: Path, pattern: str = "**/*") -> str:
     return h.hexdigest()
 
 
+def default_bundle_digest(pipeline: Path, hypernet: Path | None) -> str:
+    """What a cached default bundle was exported from: the model, the hypernetwork and the exporter's own source
+    (a change to a graph form or the quantizer re-exports it). ``lorarar.export`` is a namespace package (no
+    ``__file__``): its folder is found beside this module."""
+    exporter = source_digest(Path(__file__).resolve().parent / "export", "*.py")
+    return source_digest(pipeline) + (source_digest(hypernet) if hypernet else "") + exporter
+
+
 def default_bundle(root: Path | None = None, quiet: bool = False, quant: str = "none") -> Path:
     """The default world's XNNPACK bundle (``quant`` none or int8, w8a8), exported on first use."""
-    import lorarar.export
     from lorarar.export.bundle import COMPONENTS, ExportOptions, export_bundle
     from lorarar.world import catalog
 
     paths = catalog.paths(root)
     hypernet = paths.hypernet if (paths.hypernet / "config.json").exists() else None
-    # The exporter's own source too: a change to a graph form or the quantizer re-exports the cached bundle.
-    exporter = source_digest(Path(lorarar.export.__file__).parent, "*.py")
-    digest = source_digest(paths.pipeline) + (source_digest(hypernet) if hypernet else "") + exporter
+    digest = default_bundle_digest(paths.pipeline, hypernet)
     bundle = catalog.repo_root() / ".cache" / "bundles" / ("default-xnnpack" + ("" if quant == "none" else f"-{quant}"))
     stamp = bundle.with_name(bundle.name + ".source.sha256")  # beside it: a bundle holds only its manifest's files
     if stamp.exists() and stamp.read_text() == digest:
