@@ -46,6 +46,9 @@ class BaseConfig:
     caption_dropout: float = 0.1
     mixed_precision: str = "bf16"  # accelerate's setting: bf16 autocast works on CPUs with bf16 support too
     checkpoint_every: int = 200
+    # Min-SNR-gamma loss weighting (Hang et al., 2023): min(SNR, gamma) / SNR per sample, so the many
+    # low-noise timesteps stop dominating the gradient; 0 is the plain epsilon loss.
+    snr_gamma: float = 0.0
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -62,6 +65,15 @@ def _lr_at(step: int, cfg: BaseConfig, total: int, base_lr: float) -> float:
         return base_lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, total - cfg.warmup)
     return base_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _loss_weights(noise_scheduler: Any, t: torch.Tensor, snr_gamma: float) -> torch.Tensor:
+    """Per-sample weights of the epsilon loss: ones, or min-SNR-gamma."""
+    if snr_gamma <= 0:
+        return torch.ones(len(t))
+    alphas = noise_scheduler.alphas_cumprod[t].float()
+    snr = alphas / (1 - alphas)
+    return torch.clamp(snr, max=snr_gamma) / snr
 
 
 def render_dataset(work: Path, cfg: BaseConfig) -> data.Batch:
@@ -227,7 +239,8 @@ def train_unet(
         with accelerator.autocast():
             enc = text(batch_ids.to(accelerator.device))[0]
             pred = unet(noisy.to(accelerator.device), t.to(accelerator.device), enc).sample
-        loss = ((pred.float() - noise.to(pred.device)) ** 2).mean()
+        per_sample = ((pred.float() - noise.to(pred.device)) ** 2).mean(dim=(1, 2, 3))
+        loss = (per_sample * _loss_weights(noise_scheduler, t, cfg.snr_gamma).to(per_sample.device)).mean()
         opt.zero_grad()
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(params, 1.0)

@@ -195,7 +195,9 @@ LORARAR_API lorarar_status lorarar_fuse_unet_dir(const lorarar_base* base, const
  * and scheduler config. The engine is loaded once and is immutable: share it
  * between threads. Each thread generates through its own context, which holds
  * the current LoRA pair (the folded adapter in the UNet's LoRA slot) and
- * scratch memory. Switching the pair never reloads base weights. */
+ * scratch memory. Switching the pair never reloads base weights. Contexts
+ * share the packed weights: a context costs its activations (see
+ * parallel_contexts for the workspace). */
 typedef struct lorarar_engine lorarar_engine;
 typedef struct lorarar_context lorarar_context;
 
