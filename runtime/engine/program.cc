@@ -84,7 +84,9 @@ Result<std::unique_ptr<ProgramRunner>> ProgramRunner::open_program(const std::st
                        : std::make_unique<Module>(pte, ptd, Module::LoadMode::Mmap);
   // XNNPACK load options, per program (not process-wide: the host app may run
   // other ExecuTorch models with its own settings). The weight cache makes every
-  // instance of a program share one copy of its packed weights; the workspace
+  // instance of a program share one copy of its packed weights (keyed by the
+  // sha256 of the weight bytes the exporter names them with, so two bundles in
+  // one process never mix up theirs); the workspace
   // mode is ExecuTorch's WorkspaceSharingMode (1 per model, 2 global).
   et::runtime::BackendOptions<2> xnnpack;
   xnnpack.set_option("weight_cache_enabled", true);
