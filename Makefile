@@ -57,10 +57,11 @@ bench: build
 	$(BIN)/python benchmarks/hypernet_lowrank.py
 	$(BIN)/python benchmarks/quantized_fidelity.py
 
-# UNet export at SD 1.5 scale (random weights): export time, peak memory, sizes, per-step latency. Measured for
-# the fp32 variants: ~3 min and ~11 GB an export, ~20 s a step at 1 thread; int8 and ONNX not yet run at this scale.
+# UNet export at SD 1.5 scale (random weights): export time, peak memory, sizes, per-step latency of every
+# variant at 1 and 2 threads. About an hour here (exports of 1-8 min and up to 11 GB, steps of 4-20 s); the
+# --work cache lets an interrupted run resume.
 bench-export: build
-	$(BIN)/python benchmarks/export_unet.py --preset sd15
+	$(BIN)/python benchmarks/export_unet.py --preset sd15 --work .cache/sd15
 
 # ---------------------------------------------------------------- tests
 test: export LORARAR_REQUIRE_AARCH64 = 1
