@@ -214,6 +214,11 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
         hm.name = method;
         LORARAR_ASSIGN_OR_RETURN(hm.out_features, r.integer(info, "out_features", w));
         LORARAR_ASSIGN_OR_RETURN(hm.in_features, r.integer(info, "in_features", w));
+        hm.rank = b.hypernet.rank;  // bundles before the rank ladder: every method at the max rank
+        if (info.find("rank")) {
+          LORARAR_ASSIGN_OR_RETURN(hm.rank, r.integer(info, "rank", w));
+          if (hm.rank < 1 || hm.rank > b.hypernet.rank) return r.fail(w + ".rank", "is outside 1..hypernet rank");
+        }
         LORARAR_ASSIGN_OR_RETURN(const json::Value* mods, r.get(info, "layers", w));
         if (!mods->is_array()) return r.fail(w + ".layers", "is not an array");
         for (const auto& mod : mods->as_array()) {

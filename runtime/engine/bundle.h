@@ -46,15 +46,16 @@ struct LoraSlot {
   const SlotLayer* find(const std::string& module) const;
 };
 
-// One hypernetwork method: all merged layers of one (out, in) shape.
+// One hypernetwork method: all merged layers of one (out, in) shape, their
+// factors zero-padded to `rank`. A shape may have methods at several ranks.
 struct HypernetMethod {
   std::string name;
-  int64_t out_features = 0, in_features = 0;
+  int64_t out_features = 0, in_features = 0, rank = 0;
   std::vector<std::string> layers;  // modules, in input order
 };
 
 struct HypernetSpec {
-  int64_t rank = 0;                 // factors are zero-padded to this rank
+  int64_t rank = 0;                 // the largest method rank (the slot's max rank)
   std::vector<std::string> merged;  // leaf names merged column-wise (others summed)
   std::vector<HypernetMethod> methods;
   bool is_merged(const std::string& module) const;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -157,48 +158,73 @@ Status Context::run(ProgramRunner& program, const std::string& method, const std
 Result<ColumnCoefficients> Context::hypernet_coefficients(const LoraModel& content, const LoraModel& style) {
   const Bundle& b = engine_->bundle();
   if (!hypernet_) return make_error(Error::kUnsupported, b.dir() + ": the bundle has no hypernetwork program");
-  const int64_t r = b.hypernet.rank;
+  // The methods serving the same layers (one shape), smallest rank first. The work is linear in the padded rank:
+  // run the smallest method that holds the pair's largest rank on those layers.
+  std::map<std::vector<std::string>, std::vector<const HypernetMethod*>> groups;
+  for (const auto& hm : b.hypernet.methods) groups[hm.layers].push_back(&hm);
   ColumnCoefficients out;
-  for (const auto& hm : b.hypernet.methods) {
-    const int64_t L = static_cast<int64_t>(hm.layers.size()), n_in = hm.in_features, n_out = hm.out_features;
-    std::vector<float> down_c(static_cast<size_t>(L * r * n_in), 0.0f), up_c(static_cast<size_t>(L * n_out * r), 0.0f);
-    std::vector<float> down_s(down_c.size(), 0.0f), up_s(up_c.size(), 0.0f);
-    std::vector<bool> both(static_cast<size_t>(L), false);
-    for (int64_t i = 0; i < L; ++i) {
-      const LoraLayer* c = content.find(hm.layers[static_cast<size_t>(i)]);
-      const LoraLayer* s = style.find(hm.layers[static_cast<size_t>(i)]);
-      both[static_cast<size_t>(i)] = c && s;
-      for (auto [layer, down, up] : {std::tuple{c, &down_c, &up_c}, std::tuple{s, &down_s, &up_s}}) {
-        if (!layer) continue;
-        if (layer->rank > r) {
-          return make_error(Error::kInvalidArgument, "layer " + json::quote(layer->module) + " has rank " +
-                                                         std::to_string(layer->rank) + ", above the hypernetwork's " +
-                                                         std::to_string(r));
-        }
-        // The published hypernetwork reads dW = scale * B A: fold the LoRA's scale into A.
-        AdapterLayer view;
-        view.module = layer->module;
-        view.in_features = n_in;
-        view.out_features = n_out;
-        view.parts.push_back({layer->down, layer->up, layer->rank, layer->scale, {}});
-        view.pack_a(0, layer->rank, 0, n_in, down->data() + i * r * n_in, n_in);
-        view.pack_b(up->data() + i * n_out * r, r);
+  for (auto& [layers, methods] : groups) {
+    std::sort(methods.begin(), methods.end(),
+              [](const HypernetMethod* x, const HypernetMethod* y) { return x->rank < y->rank; });
+    int64_t need = 0;
+    for (const auto& module : layers) {
+      for (const LoraModel* lora : {&content, &style}) {
+        if (const LoraLayer* layer = lora->find(module)) need = std::max(need, layer->rank);
       }
     }
-    std::vector<float> m(static_cast<size_t>(L * 2 * n_in));
-    const std::vector<int32_t> ds = {static_cast<int32_t>(L), static_cast<int32_t>(r), static_cast<int32_t>(n_in)};
-    const std::vector<int32_t> us = {static_cast<int32_t>(L), static_cast<int32_t>(n_out), static_cast<int32_t>(r)};
-    LORARAR_RETURN_IF_ERROR(run(*hypernet_, hm.name,
-                                {{down_c.data(), ds}, {up_c.data(), us}, {down_s.data(), ds}, {up_s.data(), us}},
-                                {{m.data(), m.size()}}));
-    for (int64_t i = 0; i < L; ++i) {
-      if (!both[static_cast<size_t>(i)]) continue;
-      const float* row = m.data() + i * 2 * n_in;
-      out[hm.layers[static_cast<size_t>(i)]] = {std::vector<float>(row, row + n_in),
-                                                std::vector<float>(row + n_in, row + 2 * n_in)};
+    const HypernetMethod* chosen = methods.back();
+    for (const HypernetMethod* hm : methods) {
+      if (hm->rank >= need) {
+        chosen = hm;
+        break;
+      }
     }
+    LORARAR_RETURN_IF_ERROR(run_hypernet_method(*chosen, content, style, out));
   }
   return out;
+}
+
+Status Context::run_hypernet_method(const HypernetMethod& hm, const LoraModel& content, const LoraModel& style,
+                                    ColumnCoefficients& out) {
+  const int64_t r = hm.rank;
+  const int64_t L = static_cast<int64_t>(hm.layers.size()), n_in = hm.in_features, n_out = hm.out_features;
+  std::vector<float> down_c(static_cast<size_t>(L * r * n_in), 0.0f), up_c(static_cast<size_t>(L * n_out * r), 0.0f);
+  std::vector<float> down_s(down_c.size(), 0.0f), up_s(up_c.size(), 0.0f);
+  std::vector<bool> both(static_cast<size_t>(L), false);
+  for (int64_t i = 0; i < L; ++i) {
+    const LoraLayer* c = content.find(hm.layers[static_cast<size_t>(i)]);
+    const LoraLayer* s = style.find(hm.layers[static_cast<size_t>(i)]);
+    both[static_cast<size_t>(i)] = c && s;
+    for (auto [layer, down, up] : {std::tuple{c, &down_c, &up_c}, std::tuple{s, &down_s, &up_s}}) {
+      if (!layer) continue;
+      if (layer->rank > r) {
+        return make_error(Error::kInvalidArgument, "layer " + json::quote(layer->module) + " has rank " +
+                                                       std::to_string(layer->rank) + ", above the hypernetwork's " +
+                                                       std::to_string(r));
+      }
+      // The published hypernetwork reads dW = scale * B A: fold the LoRA's scale into A.
+      AdapterLayer view;
+      view.module = layer->module;
+      view.in_features = n_in;
+      view.out_features = n_out;
+      view.parts.push_back({layer->down, layer->up, layer->rank, layer->scale, {}});
+      view.pack_a(0, layer->rank, 0, n_in, down->data() + i * r * n_in, n_in);
+      view.pack_b(up->data() + i * n_out * r, r);
+    }
+  }
+  std::vector<float> m(static_cast<size_t>(L * 2 * n_in));
+  const std::vector<int32_t> ds = {static_cast<int32_t>(L), static_cast<int32_t>(r), static_cast<int32_t>(n_in)};
+  const std::vector<int32_t> us = {static_cast<int32_t>(L), static_cast<int32_t>(n_out), static_cast<int32_t>(r)};
+  LORARAR_RETURN_IF_ERROR(run(*hypernet_, hm.name,
+                              {{down_c.data(), ds}, {up_c.data(), us}, {down_s.data(), ds}, {up_s.data(), us}},
+                              {{m.data(), m.size()}}));
+  for (int64_t i = 0; i < L; ++i) {
+    if (!both[static_cast<size_t>(i)]) continue;
+    const float* row = m.data() + i * 2 * n_in;
+    out[hm.layers[static_cast<size_t>(i)]] = {std::vector<float>(row, row + n_in),
+                                              std::vector<float>(row + n_in, row + 2 * n_in)};
+  }
+  return Status::ok();
 }
 
 Status Context::set_adapter(const Adapter& adapter) {

@@ -115,6 +115,9 @@ class Context {
   Status run(ProgramRunner& program, const std::string& method, const std::vector<TensorArg>& inputs,
              const std::vector<OutputArg>& outputs);
   Status encode_prompt(const std::string& prompt, float* out);
+  // Runs one hypernetwork method on the pair's factors and adds its layers' coefficients to `out`.
+  Status run_hypernet_method(const HypernetMethod& hm, const LoraModel& content, const LoraModel& style,
+                             ColumnCoefficients& out);
 
   std::shared_ptr<const Engine> engine_;
   // Declared before the runners: their methods point into it.

@@ -90,11 +90,21 @@ def test_engine_matches_reference_pipeline(
     assert timings["denoise_ms"] > 0 and timings["total_ms"] >= timings["denoise_ms"]
 
 
-def test_hypernet_coefficients_match_torch(engine: Engine, tiny_hypernet: Path, pair: tuple[Path, Path]) -> None:
-    """The exported hypernetwork program, fed by the native parser, against HyperNet in PyTorch."""
+@pytest.mark.parametrize("style_rank", [4, 8])
+def test_hypernet_coefficients_match_torch(
+    engine: Engine, tiny_hypernet: Path, tiny_pipeline: Path, pair: tuple[Path, Path], tmp_path: Path, style_rank: int
+) -> None:
+    """The exported hypernetwork program, fed by the native parser, against HyperNet in PyTorch: with a rank-4 pair
+    the engine runs the rank-4 methods, with a rank-8 style LoRA the slot's max-rank ones."""
+    from diffusers import UNet2DConditionModel
+
     from lorarar.merge.methods import hypernet_coefficients, load_hypernet
 
-    content, style = (LoraFile.load(str(p)) for p in pair)
+    style_path = pair[1]
+    if style_rank != 4:
+        unet = UNet2DConditionModel.from_pretrained(str(tiny_pipeline / "unet"))
+        style_path = write_lora(unet, tmp_path / "style8.safetensors", rank=style_rank, alpha=4.0, seed=23)
+    content, style = LoraFile.load(str(pair[0])), LoraFile.load(str(style_path))
     ours = Context.create(engine).hypernet_coefficients(content, style)
     theirs = hypernet_coefficients(load_hypernet(tiny_hypernet), content, style)
     assert sorted(ours) == sorted(theirs)

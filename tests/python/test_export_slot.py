@@ -97,9 +97,14 @@ def test_hypernet_columns_merge_equals_fused(
     hyper = m["programs"]["hypernet"]
     runner_path = xnnpack_bundle / hyper["files"][next(iter(hyper["methods"]))]
     coefficients: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, method in hyper["methods"].items():
-        out = executorch_backend.Runner(runner_path, name)(*pack_inputs(method, hyper["rank"], content, style))[0]
+    # Each shape comes at the ranks of the ladder (the pair is rank 4 and 3, the slot 8): every method that holds
+    # the pair gives the same coefficients, zero padding being exact.
+    assert sorted(method["rank"] for method in hyper["methods"].values()) == [4, 4, 8, 8]
+    for name, method in sorted(hyper["methods"].items(), key=lambda item: -item[1]["rank"]):
+        out = executorch_backend.Runner(runner_path, name)(*pack_inputs(method, method["rank"], content, style))[0]
         for i, module in enumerate(method["layers"]):
+            if module in coefficients:
+                np.testing.assert_allclose(out[i].numpy(), np.stack(coefficients[module]), rtol=1e-5, atol=1e-6)
             coefficients[module] = (out[i, 0].numpy().copy(), out[i, 1].numpy().copy())
     adapter = Adapter.merge(content, style, "columns", coefficients=coefficients)
     a, b = layout.pack_adapter(adapter)

@@ -1,4 +1,4 @@
-"""The LoRA.rar hypernetwork converter: one method per (out, in) shape of the merged layers.
+"""The LoRA.rar hypernetwork converter: one method per (out, in) shape of the merged layers and rank.
 
 Method ``coefficients_{out}x{in}`` takes the factors of all L merged layers of that shape, in slot order, each
 zero-padded to the slot's max rank R, with the LoRA scales folded into the downs (as
@@ -6,6 +6,11 @@ zero-padded to the slot's max rank R, with the LoRA scales folded into the downs
 ``up_s`` (L, out, R). It returns ``coefficients`` (L, 2, in): row 0 the content column coefficients m_c, row 1 the
 style ones m_s, which the runtime folds (``Adapter.merge(..., "columns", coefficients=...)``). Layers that are not
 merged (to_k, to_v by default) are summed with coefficient 1 and never reach the hypernetwork.
+
+The work is linear in the padded rank, and LoRAs are often of a much lower rank than the slot (the default world's
+are 8, its slot 32), so each shape is also exported at the smaller ranks of ``rank_ladder(R)``, as
+``coefficients_{out}x{in}_r{rank}``: the runtime runs the smallest that fits the pair (same coefficients: the
+padding is zeros).
 """
 
 from __future__ import annotations
@@ -70,8 +75,14 @@ def merged_groups(net_config: HyperNetConfig, layout: SlotLayout) -> dict[tuple[
     return groups
 
 
-def method_name(out: int, n_in: int) -> str:
-    return f"coefficients_{out}x{n_in}"
+def method_name(out: int, n_in: int, rank: int | None = None) -> str:
+    """The max-rank method keeps the plain name (bundles before the rank ladder had only that one)."""
+    return f"coefficients_{out}x{n_in}" + (f"_r{rank}" if rank is not None else "")
+
+
+def rank_ladder(max_rank: int) -> list[int]:
+    """The ranks each shape is exported at: powers of two from 4 below the slot's max rank, then the max rank."""
+    return [r for r in (4, 8, 16, 32, 64, 128, 256, 512) if r < max_rank] + [max_rank]
 
 
 def convert(net: HyperNet, layout: SlotLayout, source: str) -> Component:
@@ -85,32 +96,34 @@ def convert(net: HyperNet, layout: SlotLayout, source: str) -> Component:
             f"{source}: the hypernetwork has no input layer for width(s) {missing} of this UNet's merged layers "
             f"(it serves {list(net.config.widths)})"
         )
-    r = layout.max_rank
+    max_rank = layout.max_rank
     methods = []
     info_methods: dict[str, Any] = {}
     for (out, n_in), indices in sorted(groups.items()):
         n_layers = len(indices)
-        inputs = [
-            TensorSpec("down_c", (n_layers, r, n_in)),
-            TensorSpec("up_c", (n_layers, out, r)),
-            TensorSpec("down_s", (n_layers, r, n_in)),
-            TensorSpec("up_s", (n_layers, out, r)),
-        ]
-        outputs = [TensorSpec("coefficients", (n_layers, 2, n_in))]
-        example = tuple(t * 0.1 for t in random_inputs(inputs, seed=out))
-        name = method_name(out, n_in)
-        methods.append(Method(name, HyperNetMethod(net, out).eval(), inputs, outputs, example))
-        info_methods[name] = {
-            "out_features": out,
-            "in_features": n_in,
-            "layers": [layout.layers[i].module for i in indices],
-            "slot_indices": indices,
-        }
+        for r in rank_ladder(max_rank):
+            inputs = [
+                TensorSpec("down_c", (n_layers, r, n_in)),
+                TensorSpec("up_c", (n_layers, out, r)),
+                TensorSpec("down_s", (n_layers, r, n_in)),
+                TensorSpec("up_s", (n_layers, out, r)),
+            ]
+            outputs = [TensorSpec("coefficients", (n_layers, 2, n_in))]
+            example = tuple(t * 0.1 for t in random_inputs(inputs, seed=out))
+            name = method_name(out, n_in, None if r == max_rank else r)
+            methods.append(Method(name, HyperNetMethod(net, out).eval(), inputs, outputs, example))
+            info_methods[name] = {
+                "out_features": out,
+                "in_features": n_in,
+                "rank": r,
+                "layers": [layout.layers[i].module for i in indices],
+                "slot_indices": indices,
+            }
     info = {
         "source": source,
         "config": {"widths": list(net.config.widths), "hidden": net.config.hidden, "merged": list(net.config.merged)},
         "methods": info_methods,
-        "rank": r,
+        "rank": max_rank,
         "coefficient_rows": ["content", "style"],
         "params": sum(p.numel() for p in net.parameters()),
     }
@@ -121,7 +134,8 @@ def pack_inputs(
     method: dict[str, Any], rank: int, content: Any, style: Any, content_scale: float = 1.0, style_scale: float = 1.0
 ) -> tuple[torch.Tensor, ...]:
     """What the runtime feeds one method: the factors of its layers from two ``lorarar.LoraFile``s, scales folded
-    into the downs, zero-padded to ``rank``. A layer missing from a LoRA gets zeros (its coefficients are unused)."""
+    into the downs, zero-padded to ``rank`` (the method's). A layer missing from a LoRA gets zeros (its coefficients
+    are unused)."""
     n_layers, n_in, out = len(method["layers"]), method["in_features"], method["out_features"]
     tensors = []
     for lora, user_scale in ((content, content_scale), (style, style_scale)):
@@ -133,7 +147,7 @@ def pack_inputs(
             if info is None:
                 continue
             if info.rank > rank:
-                raise ExportError(f"{lora.path}: layer {module}: rank {info.rank} exceeds the bundle's max rank {rank}")
+                raise ExportError(f"{lora.path}: layer {module}: rank {info.rank} exceeds the method's rank {rank}")
             a, b = lora.factors(module)
             down[i, : info.rank] = torch.from_numpy(a) * (info.scale * user_scale)
             up[i, :, : info.rank] = torch.from_numpy(b)
