@@ -217,7 +217,10 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
         hm.rank = b.hypernet.rank;  // bundles before the rank ladder: every method at the max rank
         if (info.find("rank")) {
           LORARAR_ASSIGN_OR_RETURN(hm.rank, r.integer(info, "rank", w));
-          if (hm.rank < 1 || hm.rank > b.hypernet.rank) return r.fail(w + ".rank", "is outside 1..hypernet rank");
+          if (hm.rank < 1 || hm.rank > b.hypernet.rank) {
+            return r.fail(w + ".rank", "is " + std::to_string(hm.rank) + ", outside 1.." +
+                                           std::to_string(b.hypernet.rank) + " (the hypernetwork's rank)");
+          }
         }
         LORARAR_ASSIGN_OR_RETURN(const json::Value* mods, r.get(info, "layers", w));
         if (!mods->is_array()) return r.fail(w + ".layers", "is not an array");

@@ -238,3 +238,13 @@ def test_bundle_errors_name_the_file(xnnpack_bundle: Path, tmp_path: Path) -> No
     (broken / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(LoraError, match=re.escape(str(broken / "manifest.json"))):
         Engine.load(str(broken))
+    manifest = json.loads((xnnpack_bundle / "manifest.json").read_text())
+    name = sorted(manifest["programs"]["hypernet"]["methods"])[0]
+    manifest["programs"]["hypernet"]["methods"][name]["rank"] = 99
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(LoraError) as error:
+        Engine.load(str(broken))
+    assert str(error.value) == (
+        f"{broken / 'manifest.json'}: programs.hypernet.methods.{name}.rank is 99, outside 1..8 (the hypernetwork's "
+        "rank)"
+    )
