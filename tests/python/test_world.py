@@ -130,3 +130,20 @@ def test_library_loras_load_in_diffusers() -> None:
         pipe.load_lora_weights(str(path), adapter_name=name)
         assert LoraFile.load(str(path)).format == "peft"
     assert len(pipe.get_list_adapters()["unet"]) == len(names)
+
+
+def test_min_snr_loss_weights() -> None:
+    """min(SNR, gamma) / SNR: 1 where the noise dominates (SNR <= gamma), gamma / SNR at low noise; off at 0."""
+    from diffusers import DDPMScheduler
+
+    from lorarar.world.train_base import _loss_weights
+
+    sched = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    t = torch.tensor([0, 500, 999])
+    alphas = sched.alphas_cumprod[t]
+    snr = alphas / (1 - alphas)
+    weights = _loss_weights(sched, t, 5.0)
+    assert snr[0] > 5 > snr[2]
+    assert torch.allclose(weights, torch.clamp(snr, max=5.0) / snr)
+    assert weights[2] == 1.0 and weights[0] < 0.01
+    assert torch.equal(_loss_weights(sched, t, 0.0), torch.ones(3))
