@@ -263,7 +263,7 @@ def c_engine_memory(bundle: Path, content: Path, style: Path, threads: int) -> l
             peak_mb = report["peak_rss_first_kb"] / 1024
             first = rss["first_image"]
             steady_mb = (first["anon"] + first["file"]) / 1024
-            second_mb = (rss["more_contexts"]["anon"] - rss["first_image"]["anon"]) / 1024
+            second_mb = (rss["more_contexts"]["anon"] - first["anon"]) / 1024
             rows.append(
                 stats(
                     "c_engine_peak_rss" + ("_parallel_contexts" if parallel else ""),

@@ -230,6 +230,20 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
         }
         b.hypernet.methods.push_back(std::move(hm));
       }
+      const auto& all = b.hypernet.methods;
+      for (size_t i = 0; i < all.size(); ++i) {
+        auto ladder =
+            std::find_if(b.hypernet.ladders.begin(), b.hypernet.ladders.end(),
+                         [&](const std::vector<size_t>& l) { return all[l.front()].layers == all[i].layers; });
+        if (ladder == b.hypernet.ladders.end()) {
+          b.hypernet.ladders.push_back({i});
+        } else {
+          ladder->push_back(i);
+        }
+      }
+      for (auto& ladder : b.hypernet.ladders) {
+        std::sort(ladder.begin(), ladder.end(), [&](size_t x, size_t y) { return all[x].rank < all[y].rank; });
+      }
     }
     b.programs.emplace(name, std::move(p));
   }

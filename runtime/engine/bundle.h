@@ -58,6 +58,9 @@ struct HypernetSpec {
   int64_t rank = 0;                 // the largest method rank (the slot's max rank)
   std::vector<std::string> merged;  // leaf names merged column-wise (others summed)
   std::vector<HypernetMethod> methods;
+  // The methods serving the same layers (one shape), as indices into
+  // `methods`, smallest rank first: a merge runs the first that fits the pair.
+  std::vector<std::vector<size_t>> ladders;
   bool is_merged(const std::string& module) const;
 };
 

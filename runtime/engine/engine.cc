@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <map>
 #include <optional>
 #include <utility>
 
@@ -158,24 +157,20 @@ Status Context::run(ProgramRunner& program, const std::string& method, const std
 Result<ColumnCoefficients> Context::hypernet_coefficients(const LoraModel& content, const LoraModel& style) {
   const Bundle& b = engine_->bundle();
   if (!hypernet_) return make_error(Error::kUnsupported, b.dir() + ": the bundle has no hypernetwork program");
-  // The methods serving the same layers (one shape), smallest rank first. The work is linear in the padded rank:
-  // run the smallest method that holds the pair's largest rank on those layers.
-  std::map<std::vector<std::string>, std::vector<const HypernetMethod*>> groups;
-  for (const auto& hm : b.hypernet.methods) groups[hm.layers].push_back(&hm);
+  // The work is linear in the padded rank: per shape, run the smallest method that holds the pair's largest rank
+  // on those layers (the ladders are built once, at bundle load).
   ColumnCoefficients out;
-  for (auto& [layers, methods] : groups) {
-    std::sort(methods.begin(), methods.end(),
-              [](const HypernetMethod* x, const HypernetMethod* y) { return x->rank < y->rank; });
+  for (const auto& ladder : b.hypernet.ladders) {
     int64_t need = 0;
-    for (const auto& module : layers) {
+    for (const auto& module : b.hypernet.methods[ladder.front()].layers) {
       for (const LoraModel* lora : {&content, &style}) {
         if (const LoraLayer* layer = lora->find(module)) need = std::max(need, layer->rank);
       }
     }
-    const HypernetMethod* chosen = methods.back();
-    for (const HypernetMethod* hm : methods) {
-      if (hm->rank >= need) {
-        chosen = hm;
+    const HypernetMethod* chosen = &b.hypernet.methods[ladder.back()];
+    for (size_t i : ladder) {
+      if (b.hypernet.methods[i].rank >= need) {
+        chosen = &b.hypernet.methods[i];
         break;
       }
     }

@@ -107,8 +107,6 @@ class Context {
   const Engine& engine() const { return *engine_; }
   const std::vector<float>& slot_a() const { return lora_a_; }
   const std::vector<float>& slot_b() const { return lora_b_; }
-  // Bytes of planned activation memory the context's programs share.
-  size_t planned_bytes() const { return planned_.total_bytes(); }
 
  private:
   explicit Context(std::shared_ptr<const Engine> engine) : engine_(std::move(engine)) {}

@@ -51,12 +51,6 @@ void PlannedMemory::allocate() {
   }
 }
 
-size_t PlannedMemory::total_bytes() const {
-  size_t total = 0;
-  for (size_t s : sizes_) total += s;
-  return total;
-}
-
 namespace {
 
 Status et_error(const std::string& path, const std::string& what, et::runtime::Error e) {

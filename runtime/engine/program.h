@@ -45,7 +45,6 @@ class PlannedMemory {
   // Allocates the buffers; the methods loaded into them keep pointers, so
   // this object must outlive them and never grow again.
   void allocate();
-  size_t total_bytes() const;
 
  private:
   friend class ProgramRunner;

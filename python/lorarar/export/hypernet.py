@@ -101,6 +101,7 @@ def convert(net: HyperNet, layout: SlotLayout, source: str) -> Component:
     info_methods: dict[str, Any] = {}
     for (out, n_in), indices in sorted(groups.items()):
         n_layers = len(indices)
+        module = HyperNetMethod(net, out).eval()  # the same weights at every rank
         for r in rank_ladder(max_rank):
             inputs = [
                 TensorSpec("down_c", (n_layers, r, n_in)),
@@ -111,7 +112,7 @@ def convert(net: HyperNet, layout: SlotLayout, source: str) -> Component:
             outputs = [TensorSpec("coefficients", (n_layers, 2, n_in))]
             example = tuple(t * 0.1 for t in random_inputs(inputs, seed=out))
             name = method_name(out, n_in, None if r == max_rank else r)
-            methods.append(Method(name, HyperNetMethod(net, out).eval(), inputs, outputs, example))
+            methods.append(Method(name, module, inputs, outputs, example))
             info_methods[name] = {
                 "out_features": out,
                 "in_features": n_in,
