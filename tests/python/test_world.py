@@ -101,6 +101,43 @@ def test_training_code_paths_run(tmp_path: Path) -> None:
     assert set(scores) >= {"content_fidelity", "style_fidelity", "both_correct", "feature_distance"}
 
 
+def test_base_training_resumes_to_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """UNet + text training interrupted after its first checkpoint and started again ends with the same weights
+    (EMA included) as a run that was never interrupted."""
+    from transformers import CLIPTokenizer
+
+    from lorarar.world import train_base as tb
+    from lorarar.world.tokenizer import write_tokenizer
+
+    write_tokenizer(tmp_path / "tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(tmp_path / "tokenizer")
+    g = torch.Generator().manual_seed(0)
+    dataset = data.Batch(np.zeros((8, 64, 64, 3), np.float32), ["a sks bird", "a red cup"] * 4)
+    latents = (torch.randn(8, 4, 16, 16, generator=g).half(), torch.full((8, 4, 16, 16), 0.1).half(), 0.5)
+    cfg = tb.BaseConfig(unet_steps=3, batch=2, warmup=1, checkpoint_every=1, mixed_precision="no")
+
+    def weights(work: Path) -> dict[str, torch.Tensor]:
+        unet, text = tb.train_unet(work, tokenizer, dataset, latents, cfg)
+        return {f"unet.{k}": v for k, v in unet.state_dict().items()} | {
+            f"text.{k}": v for k, v in text.state_dict().items()
+        }
+
+    uninterrupted = weights(tmp_path / "a")
+    save = tb._save_checkpoint
+
+    def interrupt_after_first_checkpoint(path: Path, state: dict[str, object]) -> None:
+        save(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tb, "_save_checkpoint", interrupt_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        weights(tmp_path / "b")
+    monkeypatch.setattr(tb, "_save_checkpoint", save)
+    resumed = weights(tmp_path / "b")
+    assert uninterrupted.keys() == resumed.keys()
+    assert [k for k in resumed if not torch.equal(uninterrupted[k], resumed[k])] == []
+
+
 def test_default_pipeline_loads_with_plain_diffusers() -> None:
     from diffusers import StableDiffusionPipeline
 

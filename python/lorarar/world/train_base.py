@@ -188,6 +188,15 @@ def tokenize(tokenizer: Any, captions: list[str]) -> torch.Tensor:
     )
 
 
+def _use_math_attention(unet: Any, text: Any) -> None:
+    """Plain matmul-softmax attention: at these sizes (256 tokens, 32-64 wide heads) PyTorch's CPU flash
+    attention backward is the slowest op of a training step; the plain form is the same function, ~12% faster."""
+    from diffusers.models.attention_processor import AttnProcessor
+
+    unet.set_attn_processor(AttnProcessor())
+    text.set_attn_implementation("eager")
+
+
 def train_unet(
     work: Path, tokenizer: Any, dataset: data.Batch, latents: tuple[torch.Tensor, torch.Tensor, float], cfg: BaseConfig
 ) -> tuple[Any, Any]:
@@ -219,8 +228,16 @@ def train_unet(
     )
     ids = tokenize(tokenizer, dataset.captions)
     empty = tokenize(tokenizer, [""])[0]
+    _use_math_attention(unet, text)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     unet, text, opt = accelerator.prepare(unet, text, opt)
+    # state_dict() tensors share storage with the live weights, so these pairs stay current after each step.
+    ema_pairs = [
+        (ema[prefix + k], v)
+        for prefix, model in (("unet.", unet), ("text.", text))
+        for k, v in accelerator.unwrap_model(model).state_dict().items()
+        if v.dtype.is_floating_point
+    ]
     n = len(ids)
     bar = tqdm(range(start, cfg.unet_steps), desc="train unet+text", initial=start, total=cfg.unet_steps)
     losses: list[float] = []
@@ -247,10 +264,8 @@ def train_unet(
         opt.step()
         with torch.no_grad():
             decay = min(cfg.ema, (1 + step) / (10 + step))
-            for prefix, model in (("unet.", unet), ("text.", text)):
-                for k, v in accelerator.unwrap_model(model).state_dict().items():
-                    if v.dtype.is_floating_point:
-                        ema[prefix + k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+            # ema = decay * ema + (1 - decay) * w, as one fused call over all tensors.
+            torch._foreach_lerp_([e for e, _ in ema_pairs], [w for _, w in ema_pairs], 1 - decay)
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.unet_steps:
