@@ -15,6 +15,7 @@ comparison figures.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -177,9 +178,12 @@ def child(mode: str, args: argparse.Namespace, variant: str, out: Path, threads:
     (``<variant>/<mode>-<threads>t.json``) and reused by a rerun, so a long run can be resumed."""
     out.parent.mkdir(parents=True, exist_ok=True)
     cache = out.parent / f"{mode}-{threads}t-r{args.reps}.json"
+    source = exporter_digest()
     if args.work is not None and cache.exists():
         cached: dict[str, Any] = json.loads(cache.read_text())
-        return cached
+        if cached.get("exporter_source") == source:
+            return cached
+        print(f"{cache}: from another exporter version, measuring again", file=sys.stderr)
     cmd = [
         sys.executable,
         __file__,
@@ -203,8 +207,18 @@ def child(mode: str, args: argparse.Namespace, variant: str, out: Path, threads:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     if args.work is not None:
-        cache.write_text(json.dumps(result))
+        cache.write_text(json.dumps(result | {"exporter_source": source}))
     return result
+
+
+def exporter_digest() -> str:
+    """The exporter's source and this benchmark's: a --work result from another version of either is stale (an
+    export after a graph-form change must not be reported under the old numbers)."""
+    from lorarar.demo import source_digest
+
+    here = Path(__file__).resolve()
+    exporter = source_digest(here.parents[1] / "python" / "lorarar" / "export", "*.py")
+    return hashlib.sha256((exporter + source_digest(here.parent, here.name)).encode()).hexdigest()
 
 
 def main() -> None:
