@@ -41,6 +41,7 @@ def register(sub: Any) -> None:
     report = world_sub.add_parser("report", help="measure the world's facts (LoRAs alone, base, direct merge)")
     report.add_argument("--n", type=int, default=8, help="images per LoRA / pair")
     report.add_argument("--seed", type=int, default=0)
+    report.add_argument("--out", type=Path, help="results folder (default: benchmarks/results)")
     report.set_defaults(run=run_report)
 
     score = world_sub.add_parser("score", help="content / style fidelity of a folder of PNGs")
@@ -111,9 +112,10 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from lorarar.world.evaluate import RESULTS
     from lorarar.world.report import measure
 
-    facts = measure(args.n, args.seed)
+    facts = measure(args.n, args.seed, out_dir=args.out or RESULTS)
     print(json.dumps({k: v for k, v in facts.items() if k != "per_lora"}))
     return 0
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lorarar.export.graph_forms import use_classic_attention
 from lorarar.formats.atomic import atomic_dir, atomic_file
 from lorarar.hypernet import slots
 from lorarar.hypernet.model import HyperNet, HyperNetConfig
@@ -55,6 +56,7 @@ class PairWorld:
         paths = catalog.paths(root)
         pipe = StableDiffusionPipeline.from_pretrained(paths.pipeline, torch_dtype=torch.float32)
         self.unet = pipe.unet.requires_grad_(False).eval()
+        use_classic_attention(self.unet)  # CPU flash-attention backward is the slowest op at these sizes
         self.targets = slots.install_slots(self.unet)
         self.noise = DDPMScheduler.from_config(pipe.scheduler.config)
         self.scale = float(pipe.vae.config.scaling_factor)

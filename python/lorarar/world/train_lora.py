@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lorarar.export.graph_forms import use_classic_attention
 from lorarar.formats.atomic import atomic_file
 from lorarar.world import catalog, data
 from lorarar.world.train_base import _to_tensor, tokenize
@@ -60,6 +61,7 @@ class Trainer:
         for module in (self.pipe.unet, self.pipe.vae, self.pipe.text_encoder):
             module.requires_grad_(False)
         self.scale = float(self.pipe.vae.config.scaling_factor)
+        use_classic_attention(self.pipe.unet)  # faster backward on CPU, as in the base training
 
     @torch.no_grad()
     def encode_images(self, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
