@@ -114,7 +114,7 @@ def test_base_training_resumes_to_the_same_weights(tmp_path: Path, monkeypatch: 
     g = torch.Generator().manual_seed(0)
     dataset = data.Batch(np.zeros((8, 64, 64, 3), np.float32), ["a sks bird", "a red cup"] * 4)
     latents = (torch.randn(8, 4, 16, 16, generator=g).half(), torch.full((8, 4, 16, 16), 0.1).half(), 0.5)
-    cfg = tb.BaseConfig(unet_steps=3, batch=2, warmup=1, checkpoint_every=1, mixed_precision="no")
+    cfg = tb.BaseConfig(unet_steps=3, batch=2, warmup=1, checkpoint_every=1)
 
     def weights(work: Path) -> dict[str, torch.Tensor]:
         unet, text = tb.train_unet(work, tokenizer, dataset, latents, cfg)
