@@ -15,6 +15,7 @@ comparison figures.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -211,14 +212,14 @@ def child(mode: str, args: argparse.Namespace, variant: str, out: Path, threads:
     return result
 
 
+@functools.cache
 def exporter_digest() -> str:
     """The exporter's source and this benchmark's: a --work result from another version of either is stale (an
     export after a graph-form change must not be reported under the old numbers)."""
-    from lorarar.demo import source_digest
+    from lorarar import demo
 
     here = Path(__file__).resolve()
-    exporter = source_digest(here.parents[1] / "python" / "lorarar" / "export", "*.py")
-    return hashlib.sha256((exporter + source_digest(here.parent, here.name)).encode()).hexdigest()
+    return hashlib.sha256((demo.exporter_digest() + demo.source_digest(here.parent, here.name)).encode()).hexdigest()
 
 
 def main() -> None:

@@ -33,12 +33,15 @@ def source_digest(folder: Path, pattern: str = "**/*") -> str:
     return h.hexdigest()
 
 
+def exporter_digest() -> str:
+    """The exporter's own source (a change to a graph form or the quantizer makes earlier exports stale).
+    ``lorarar.export`` is a namespace package (no ``__file__``): its folder is found beside this module."""
+    return source_digest(Path(__file__).resolve().parent / "export", "*.py")
+
+
 def default_bundle_digest(pipeline: Path, hypernet: Path | None) -> str:
-    """What a cached default bundle was exported from: the model, the hypernetwork and the exporter's own source
-    (a change to a graph form or the quantizer re-exports it). ``lorarar.export`` is a namespace package (no
-    ``__file__``): its folder is found beside this module."""
-    exporter = source_digest(Path(__file__).resolve().parent / "export", "*.py")
-    return source_digest(pipeline) + (source_digest(hypernet) if hypernet else "") + exporter
+    """What a cached default bundle was exported from: the model, the hypernetwork and the exporter."""
+    return source_digest(pipeline) + (source_digest(hypernet) if hypernet else "") + exporter_digest()
 
 
 def default_bundle(root: Path | None = None, quiet: bool = False, quant: str = "none") -> Path:

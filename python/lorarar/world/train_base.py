@@ -226,13 +226,13 @@ def train_unet(
     use_classic_attention(text)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     unet, text, opt = accelerator.prepare(unet, text, opt)
-    # state_dict() tensors share storage with the live weights, so these pairs stay current after each step.
-    ema_pairs = [
-        (ema[prefix + k], v)
-        for prefix, model in (("unet.", unet), ("text.", text))
-        for k, v in accelerator.unwrap_model(model).state_dict().items()
-        if v.dtype.is_floating_point
-    ]
+    # state_dict() tensors share storage with the live weights, so these lists stay current after each step.
+    ema_tensors, live = [], []
+    for prefix, model in (("unet.", unet), ("text.", text)):
+        for k, v in accelerator.unwrap_model(model).state_dict().items():
+            if v.dtype.is_floating_point:
+                ema_tensors.append(ema[prefix + k])
+                live.append(v)
     n = len(ids)
     bar = tqdm(range(start, cfg.unet_steps), desc="train unet+text", initial=start, total=cfg.unet_steps)
     losses: list[float] = []
@@ -260,7 +260,7 @@ def train_unet(
         with torch.no_grad():
             decay = min(cfg.ema, (1 + step) / (10 + step))
             # ema = decay * ema + (1 - decay) * w, as one fused call over all tensors.
-            torch._foreach_lerp_([e for e, _ in ema_pairs], [w for _, w in ema_pairs], 1 - decay)
+            torch._foreach_lerp_(ema_tensors, live, 1 - decay)
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.unet_steps:
