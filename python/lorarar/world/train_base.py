@@ -39,17 +39,19 @@ class BaseConfig:
     vae_batch: int = 32
     vae_crop: int = 32  # the VAE is convolutional: train it on crops, 4x cheaper than whole images
     vae_lr: float = 1e-3
-    unet_steps: int = 4800
+    # 12,000 steps (1.6 h on two cores, minutes on a GPU): at 4,800 the content LoRAs built on this base gave
+    # their subject in 40% of samples (the weakest five), at 12,000 in 77% (issue 3's measurements).
+    unet_steps: int = 12000
     batch: int = 24
-    lr: float = 3e-4
-    warmup: int = 200
-    ema: float = 0.999
+    lr: float = 5e-4
+    warmup: int = 500
+    ema: float = 0.9995
     caption_dropout: float = 0.1
     mixed_precision: str = "bf16"  # accelerate's setting: bf16 autocast works on CPUs with bf16 support too
     checkpoint_every: int = 200
     # Min-SNR-gamma loss weighting (Hang et al., 2023): min(SNR, gamma) / SNR per sample, so the many
     # low-noise timesteps stop dominating the gradient; 0 is the plain epsilon loss.
-    snr_gamma: float = 0.0
+    snr_gamma: float = 5.0
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
