@@ -56,7 +56,7 @@ class PairWorld:
         paths = catalog.paths(root)
         pipe = StableDiffusionPipeline.from_pretrained(paths.pipeline, torch_dtype=torch.float32)
         self.unet = pipe.unet.requires_grad_(False).eval()
-        use_classic_attention(self.unet)  # CPU flash-attention backward is the slowest op at these sizes
+        use_classic_attention(self.unet)  # faster backward on CPU (see its docstring)
         self.targets = slots.install_slots(self.unet)
         self.noise = DDPMScheduler.from_config(pipe.scheduler.config)
         self.scale = float(pipe.vae.config.scaling_factor)

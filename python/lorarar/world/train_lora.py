@@ -61,7 +61,7 @@ class Trainer:
         for module in (self.pipe.unet, self.pipe.vae, self.pipe.text_encoder):
             module.requires_grad_(False)
         self.scale = float(self.pipe.vae.config.scaling_factor)
-        use_classic_attention(self.pipe.unet)  # faster backward on CPU, as in the base training
+        use_classic_attention(self.pipe.unet)  # faster backward on CPU (see its docstring)
 
     @torch.no_grad()
     def encode_images(self, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
