@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         merge = ctx.set_loras(c, s, method=method)
         images, steps, totals = [], [], []
         for seed in range(args.seeds):
-            image, timings, _ = ctx.generate(prompt, steps=args.steps, seed=seed)
+            image, timings, _ = ctx.generate(prompt, steps=args.steps, guidance=catalog.GUIDANCE, seed=seed)
             images.append(image)
             steps.append(timings["step_ms_median"])
             totals.append(timings["total_ms"])

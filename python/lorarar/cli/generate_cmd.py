@@ -30,7 +30,11 @@ def register(sub: Any) -> None:
     p.add_argument("--prompt", help="default: the default world's prompt for the pair")
     p.add_argument("--negative-prompt", default="")
     p.add_argument("--steps", type=non_negative_int, default=25)
-    p.add_argument("--guidance", type=finite_float, default=5.0)
+    p.add_argument(
+        "--guidance",
+        type=finite_float,
+        help="classifier-free guidance (default: the default world's 3 with its bundle, else 5)",
+    )
     p.add_argument("--scheduler", choices=SCHEDULERS, default="ddim")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--threads", type=non_negative_int, default=0, help="1: single-threaded; 0: all cores")
@@ -110,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         raise LoraError("--steps must be at least 1")
     prompt = args.prompt if args.prompt is not None else default_prompt(args.content, args.style)
     bundle = args.bundle or default_bundle()
+    if args.guidance is None:
+        from lorarar.world import catalog
+
+        args.guidance = catalog.GUIDANCE if args.bundle is None else 5.0
     if args.engine == "native":
         image, timings = generate_native(args, content, style, prompt, bundle)
     else:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lorarar.world import catalog
+
 STAGES = ("base", "loras", "metrics")
 
 
@@ -34,7 +36,7 @@ def register(sub: Any) -> None:
     sample.add_argument("--n", type=int, default=8)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--steps", type=int, default=25)
-    sample.add_argument("--guidance", type=float, default=5.0)
+    sample.add_argument("--guidance", type=float, default=catalog.GUIDANCE)
     sample.add_argument("--out", type=Path, required=True)
     sample.set_defaults(run=run_sample)
 
@@ -53,8 +55,6 @@ def register(sub: Any) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from lorarar.world import catalog
-
     out = args.out or catalog.default_dir()
     work = args.work or catalog.repo_root() / ".cache" / "world"
     stages = STAGES if args.stage == "all" else (args.stage,)

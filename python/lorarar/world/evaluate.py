@@ -97,7 +97,7 @@ def evaluate(
     root: Path | None = None,
     out_dir: Path = RESULTS,
     steps: int = 25,
-    guidance: float = 5.0,
+    guidance: float = catalog.GUIDANCE,
     bundle: Path | None = None,
 ) -> dict[str, Any]:
     """``bundle``: generate with the native engine on that bundle instead of the PyTorch reference pipeline."""

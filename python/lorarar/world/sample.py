@@ -91,7 +91,7 @@ def generate(
     n: int,
     seed: int,
     steps: int = 25,
-    guidance: float = 5.0,
+    guidance: float = catalog.GUIDANCE,
     batch: int = 16,
 ) -> np.ndarray:
     """n images (n, 64, 64, 3) in [0, 1]; image i uses generator seed + i."""
