@@ -137,3 +137,28 @@ def test_fuse_into_array_matches_reference(lora_files: dict[str, Path]) -> None:
         adapter.fuse_into(name, w, 0.25)
         tol = 1e-6 if dtype == np.float32 else 1e-3
         np.testing.assert_allclose(w.astype(np.float64), want.double().numpy(), rtol=tol, atol=tol)
+
+
+def test_hypernet_coefficients_batched_equal_layer_by_layer(lora_files: dict[str, Path]) -> None:
+    """The merge's hypernetwork call (layers of one shape batched, ranks 4 and 8 zero-padded to 8) gives each layer
+    what the low-rank form gives it alone, and what the naive form over dense dW columns gives."""
+    from lorarar.export.hypernet import random_hypernet
+    from lorarar.merge.methods import hypernet_coefficients
+
+    content, style = LoraFile.load(str(lora_files["content"])), LoraFile.load(str(lora_files["style"]))
+    fc, fs = reference.read_factors(content), reference.read_factors(style)
+    merged = sorted(n for n in set(fc) & set(fs) if n.endswith(("to_q", "to_out.0")))
+    net = random_hypernet([fc[n].up.shape[0] for n in merged], seed=5)
+    ours = hypernet_coefficients(net, content, style)
+    assert sorted(ours) == merged and {fc[n].down.shape[0] for n in merged} == {4}
+    assert {fs[n].down.shape[0] for n in merged} == {8}
+    with torch.no_grad():
+        for name in merged:
+            c, s = fc[name], fs[name]
+            alone = net.forward_lowrank(c.down * c.scale, c.up, s.down * s.scale, s.up)
+            dense = torch.cat([c.scale * c.up @ c.down, s.scale * s.up @ s.down], dim=0).T  # (in, 2 out)
+            first = net.inputs[str(c.up.shape[0])]
+            naive = net.output(torch.relu(first(dense))).T  # (2, in)
+            for which in (0, 1):
+                np.testing.assert_allclose(ours[name][which], alone[which].numpy(), rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(ours[name][which], naive[which].numpy(), rtol=1e-4, atol=1e-5)

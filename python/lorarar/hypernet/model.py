@@ -51,9 +51,10 @@ class HyperNet(nn.Module):
     ) -> torch.Tensor:
         """Coefficients (2, in) of one layer from its factors, scales already folded into the downs.
 
-        down_*: (r, in), up_*: (out, r). Zero-padded ranks give the same result.
+        down_*: (r, in), up_*: (out, r). Zero-padded ranks give the same result. A leading batch dimension
+        (L layers of one shape) gives (L, 2, in) in one call.
         """
-        n = up_c.shape[0]
+        n = up_c.shape[-2]
         first = self.inputs[str(n)]
         assert isinstance(first, nn.Linear)
         p, q = first.weight[:, :n], first.weight[:, n:]

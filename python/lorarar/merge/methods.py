@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from lorarar._native import Adapter, LoraFile
 from lorarar.errors import LoraError
 from lorarar.hypernet.model import HyperNet
-from lorarar.merge.reference import read_factors
+from lorarar.merge.reference import Factors, read_factors
 
 METHODS = ("direct", "columns", "hypernet", "ziplora")
 Coefficients = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -44,21 +45,37 @@ def load_hypernet(path: Path) -> HyperNet:
 
 @torch.no_grad()
 def hypernet_coefficients(hypernet: HyperNet, content: LoraFile, style: LoraFile) -> Coefficients:
-    c, s = read_factors(content), read_factors(style)
-    out: Coefficients = {}
+    """(m_c, m_s) of every merged layer. Layers of one (out, in) shape go through the hypernetwork together, ranks
+    zero-padded to the largest (the same values: padding adds zero columns): a few batched matmuls instead of one
+    small call per layer, as the exported program does."""
+    merged = {layer.name for layer in content.layers if hypernet.config.is_merged(layer.name)}
+    merged &= {layer.name for layer in style.layers}
+    c, s = read_factors(content, merged), read_factors(style, merged)
     widths = set(hypernet.config.widths)
-    for name in sorted(set(c) & set(s)):
-        if not hypernet.config.is_merged(name):
-            continue
-        fc, fs = c[name], s[name]
-        if fc.up.shape[0] not in widths:
+    groups: dict[tuple[int, int], list[str]] = {}
+    for name in sorted(merged):
+        out_features, in_features = c[name].up.shape[0], c[name].down.shape[1]
+        if out_features not in widths:
             raise LoraError(
-                f"{content.path}: layer {name!r} has {fc.up.shape[0]} output features; the hypernetwork serves "
+                f"{content.path}: layer {name!r} has {out_features} output features; the hypernetwork serves "
                 f"{sorted(widths)}",
                 3,
             )
-        m = hypernet.forward_lowrank(fc.down * fc.scale, fc.up, fs.down * fs.scale, fs.up)
-        out[name] = (m[0].numpy().astype(np.float32), m[1].numpy().astype(np.float32))
+        groups.setdefault((out_features, in_features), []).append(name)
+    out: Coefficients = {}
+    for names in groups.values():
+        rank = max(max(c[n].down.shape[0], s[n].down.shape[0]) for n in names)
+
+        def stack(factors: dict[str, Factors], names: list[str] = names, rank: int = rank) -> list[torch.Tensor]:
+            downs = [
+                F.pad(factors[n].down * factors[n].scale, (0, 0, 0, rank - factors[n].down.shape[0])) for n in names
+            ]
+            ups = [F.pad(factors[n].up, (0, rank - factors[n].up.shape[1])) for n in names]
+            return [torch.stack(downs), torch.stack(ups)]
+
+        m = hypernet.forward_lowrank(*stack(c), *stack(s)).numpy().astype(np.float32)  # (L, 2, in)
+        for i, name in enumerate(names):
+            out[name] = (m[i, 0], m[i, 1])
     return out
 
 
