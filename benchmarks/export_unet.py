@@ -75,13 +75,15 @@ def feed(component: Any) -> tuple[torch.Tensor, ...]:
 # ---------------------------------------------------------------- subprocess: one export
 def run_export(args: argparse.Namespace) -> None:
     from lorarar.export import executorch_backend, onnx_backend
+    from lorarar.export.quantize import EXECUTORCH_MODES
 
     started = time.perf_counter()
     component = build(args.preset, args.variant, args.max_rank)
     built = time.perf_counter() - started
     out = Path(args.out)
     if args.variant.startswith("et-"):
-        quant = args.variant.split("-")[1] if args.variant.split("-")[1] in ("int8", "w8a8") else "none"
+        mode = args.variant.split("-")[1]  # et-<fp32|int8|w8a8>-<fused|slot>
+        quant = mode if mode in EXECUTORCH_MODES else "none"
         facts = executorch_backend.lower(component, out, "xnnpack", quant)
         files = [out]
     else:

@@ -18,12 +18,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lorarar._native import Adapter, LoraFile
 from lorarar.errors import LoraError
 from lorarar.hypernet.model import HyperNet
-from lorarar.merge.reference import Factors, read_factors
 
 METHODS = ("direct", "columns", "hypernet", "ziplora")
 Coefficients = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -45,37 +43,30 @@ def load_hypernet(path: Path) -> HyperNet:
 
 @torch.no_grad()
 def hypernet_coefficients(hypernet: HyperNet, content: LoraFile, style: LoraFile) -> Coefficients:
-    """(m_c, m_s) of every merged layer. Layers of one (out, in) shape go through the hypernetwork together, ranks
-    zero-padded to the largest (the same values: padding adds zero columns): a few batched matmuls instead of one
-    small call per layer, as the exported program does."""
-    merged = {layer.name for layer in content.layers if hypernet.config.is_merged(layer.name)}
-    merged &= {layer.name for layer in style.layers}
-    c, s = read_factors(content, merged), read_factors(style, merged)
+    """(m_c, m_s) of every merged layer. Layers of one (out, in) shape go through the hypernetwork together, packed
+    as the exported program's inputs are (ranks zero-padded to the largest: the same values)."""
+    from lorarar.export.hypernet import pack_inputs
+
+    style_layers = {layer.name: layer for layer in style.layers}
     widths = set(hypernet.config.widths)
-    groups: dict[tuple[int, int], list[str]] = {}
-    for name in sorted(merged):
-        out_features, in_features = c[name].up.shape[0], c[name].down.shape[1]
-        if out_features not in widths:
+    groups: dict[tuple[int, int], list[Any]] = {}
+    for layer in sorted(content.layers, key=lambda layer: layer.name):
+        if layer.name not in style_layers or not hypernet.config.is_merged(layer.name):
+            continue
+        if layer.out_features not in widths:
             raise LoraError(
-                f"{content.path}: layer {name!r} has {out_features} output features; the hypernetwork serves "
-                f"{sorted(widths)}",
+                f"{content.path}: layer {layer.name!r} has {layer.out_features} output features; the hypernetwork "
+                f"serves {sorted(widths)}",
                 3,
             )
-        groups.setdefault((out_features, in_features), []).append(name)
+        groups.setdefault((layer.out_features, layer.in_features), []).append(layer)
     out: Coefficients = {}
-    for names in groups.values():
-        rank = max(max(c[n].down.shape[0], s[n].down.shape[0]) for n in names)
-
-        def stack(factors: dict[str, Factors], names: list[str] = names, rank: int = rank) -> list[torch.Tensor]:
-            downs = [
-                F.pad(factors[n].down * factors[n].scale, (0, 0, 0, rank - factors[n].down.shape[0])) for n in names
-            ]
-            ups = [F.pad(factors[n].up, (0, rank - factors[n].up.shape[1])) for n in names]
-            return [torch.stack(downs), torch.stack(ups)]
-
-        m = hypernet.forward_lowrank(*stack(c), *stack(s)).numpy().astype(np.float32)  # (L, 2, in)
-        for i, name in enumerate(names):
-            out[name] = (m[i, 0], m[i, 1])
+    for (n_out, n_in), layers in groups.items():
+        rank = max(max(layer.rank, style_layers[layer.name].rank) for layer in layers)
+        method = {"layers": [layer.name for layer in layers], "in_features": n_in, "out_features": n_out}
+        m = hypernet.forward_lowrank(*pack_inputs(method, rank, content, style)).numpy()  # (L, 2, in)
+        for i, layer in enumerate(layers):
+            out[layer.name] = (m[i, 0], m[i, 1])
     return out
 
 

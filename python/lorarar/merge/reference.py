@@ -26,13 +26,10 @@ class Factors:
     scale: float
 
 
-def read_factors(lora: LoraFile, names: set[str] | None = None) -> dict[str, Factors]:
-    """The layers of a parsed LoRA (those in ``names``, default all) as float32 torch tensors (the native parser
-    reads the file)."""
+def read_factors(lora: LoraFile) -> dict[str, Factors]:
+    """The layers of a parsed LoRA as float32 torch tensors (the native parser reads the file)."""
     out: dict[str, Factors] = {}
     for layer in lora.layers:
-        if names is not None and layer.name not in names:
-            continue
         a, b = lora.factors(layer.name)
         out[layer.name] = Factors(torch.from_numpy(np.asarray(a)), torch.from_numpy(np.asarray(b)), layer.scale)
     return out
