@@ -163,10 +163,21 @@ def test_console_script_prints_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--methods", "direct,zip"], "--methods: unknown method 'zip' (direct, ziplora, hypernet, content, style)"),
+        (
+            ["--methods", "direct,zip"],
+            "unknown merge method 'zip' (direct, columns, hypernet, ziplora, peft-cat, peft-ties, peft-dare)",
+        ),
+        (
+            ["--methods", "direct@1:x"],
+            "'direct@1:x': the weights are written NAME@WC:WS, two numbers (e.g. direct@1:0.7)",
+        ),
         (
             ["--methods", "ziplora"],
-            "{bundle}: ZipLoRA is an optimisation in PyTorch, not a bundle program (drop --bundle)",
+            "{bundle}: the native engine merges direct and hypernet, not ziplora (drop --bundle)",
+        ),
+        (
+            ["--methods", "peft-ties"],
+            "{bundle}: the native engine merges direct and hypernet, not peft-ties (drop --bundle)",
         ),
         (["--hypernet", "h"], "{bundle}: a bundle brings its own hypernetwork program (drop --hypernet)"),
     ],

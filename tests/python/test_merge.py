@@ -162,3 +162,80 @@ def test_hypernet_coefficients_batched_equal_layer_by_layer(lora_files: dict[str
             for which in (0, 1):
                 np.testing.assert_allclose(ours[name][which], alone[which].numpy(), rtol=1e-5, atol=1e-6)
                 np.testing.assert_allclose(ours[name][which], naive[which].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_peft_cat_merge_file_equals_diffusers_set_adapters(
+    unet_dir: Path, lora_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """peft's concatenation, written through the native engine, is the weighted sum diffusers fuses (ranks 4 and 8,
+    alphas 4 and 8, a layer set only the style LoRA has)."""
+    merged = tmp_path / "cat.safetensors"
+    args = ["merge", "--method", "peft-cat", "--content-scale", "0.8", "--style-scale", "0.6", "--out", str(merged)]
+    assert main([*args, "--content", str(lora_files["content"]), "--style", str(lora_files["style"])]) == 0
+    got = fused_weights(unet_dir, [(merged, 1.0)])
+    want = fused_weights(unet_dir, [(lora_files["content"], 0.8), (lora_files["style"], 0.6)])
+    worst = max(float((got[k] - want[k]).abs().max()) for k in load_safetensors_dir(unet_dir))
+    assert worst <= 1e-5
+
+
+def ties_by_definition(deltas: list[np.ndarray], weights: list[float], density: float, rank: int) -> np.ndarray:
+    """TIES (Yadav et al., 2023) written out: keep each delta's top `density` entries by magnitude, elect the sign of
+    their sum, average the weighted entries that agree with it; then the best rank-`rank` approximation (SVD)."""
+    trimmed = []
+    for d in deltas:
+        keep = np.argsort(np.abs(d).ravel())[-int(density * d.size) :]
+        t = np.zeros(d.size, np.float64)
+        t[keep] = d.ravel()[keep]
+        trimmed.append(t.reshape(d.shape))
+    stacked = np.stack(trimmed)
+    agree = np.sign(stacked) == np.where(stacked.sum(0) >= 0, 1, -1)
+    weighted = stacked * np.asarray(weights)[:, None, None]
+    merged = (weighted * agree).sum(0) / np.maximum(agree.sum(0), 1)
+    u, s, vt = np.linalg.svd(merged)
+    return (u[:, :rank] * s[:rank]) @ vt[:rank]
+
+
+def test_peft_ties_merge_is_ties_by_definition(lora_files: dict[str, Path]) -> None:
+    from lorarar.merge.methods import merge
+    from lorarar.merge.peft_merge import PEFT_METHODS
+
+    content, style = LoraFile.load(str(lora_files["content"])), LoraFile.load(str(lora_files["style"]))
+    fc, fs = reference.read_factors(content), reference.read_factors(style)
+    adapter, _ = merge(content, style, "peft-ties", content_scale=0.8, style_scale=0.6)
+    density = PEFT_METHODS["peft-ties"][1]
+    assert density is not None and sorted(name for name, *_ in adapter.layers) == sorted(set(fc) | set(fs))
+    for name, rank, *_ in adapter.layers:
+        assert rank == 12  # the sum of the ranks: the SVD keeps what the merged delta has up to that rank
+        parts = [(f, w) for f, w in ((fc.get(name), 0.8), (fs.get(name), 0.6)) if f is not None]
+        deltas = [(f.scale * f.up @ f.down).double().numpy() for f, _ in parts]
+        want = ties_by_definition(deltas, [w for _, w in parts], density, rank)
+        a, b = adapter.materialize(name)
+        np.testing.assert_allclose(b @ a, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+
+
+def test_peft_dare_merge_is_seeded_and_drops_entries(lora_files: dict[str, Path]) -> None:
+    from lorarar.merge.peft_merge import peft_merge
+
+    content, style = LoraFile.load(str(lora_files["content"])), LoraFile.load(str(lora_files["style"]))
+    cat = peft_merge(content, style, "peft-cat")
+    runs = [peft_merge(content, style, "peft-dare", seed=seed) for seed in (3, 3, 4)]
+    name = next(name for name, *_ in cat.layers if name.endswith("to_q"))
+    products = [np.matmul(*reversed(r.materialize(name))) for r in runs]
+    np.testing.assert_array_equal(products[0], products[1])
+    assert not np.allclose(products[0], products[2])
+    cat_delta = np.matmul(*reversed(cat.materialize(name)))
+    assert np.linalg.norm(products[0] - cat_delta) > 0.1 * np.linalg.norm(cat_delta)
+
+
+def test_merge_method_spec_carries_the_users_weights() -> None:
+    from lorarar.errors import LoraError
+    from lorarar.merge.methods import parse_method
+
+    assert parse_method("direct") == ("direct", 1.0, 1.0)
+    assert parse_method("peft-ties@1.5:0.5") == ("peft-ties", 1.5, 0.5)
+    with pytest.raises(LoraError) as e:
+        parse_method("direct@1")
+    assert str(e.value) == "'direct@1': the weights are written NAME@WC:WS, two numbers (e.g. direct@1:0.7)"
+    with pytest.raises(LoraError) as e:
+        parse_method("ties")
+    assert str(e.value).startswith("unknown merge method 'ties' (direct, columns, hypernet, ziplora, peft-cat, ")

@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lorarar.errors import LoraError
-
 
 def register(sub: Any) -> None:
     train = sub.add_parser("train-hypernet", help="train the merging hypernetwork on the default world's train pairs")
@@ -21,7 +19,8 @@ def register(sub: Any) -> None:
     ev.add_argument("--split", choices=("train", "val", "test"), default="test")
     ev.add_argument(
         "--methods",
-        help="comma-separated: direct, ziplora, hypernet, content, style (the last two: one LoRA of the pair alone); "
+        help="comma-separated: direct, ziplora, hypernet, peft-cat, peft-ties, peft-dare, content, style (the last "
+        "two: one LoRA of the pair alone); a merge may carry the user's scalar weights, NAME@WC:WS (direct@1:0.7); "
         "default direct,ziplora,hypernet (direct,hypernet with --bundle)",
     )
     ev.add_argument("--n", type=int, default=8, help="images per pair and method")
@@ -51,13 +50,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from lorarar.world.evaluate import METHODS, RESULTS, evaluate
+    from lorarar.world.evaluate import RESULTS, check_methods, evaluate
 
     default = "direct,hypernet" if args.bundle else "direct,ziplora,hypernet"
     methods = [m.strip() for m in (args.methods or default).split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise LoraError(f"--methods: unknown method {unknown[0] if unknown else '(none)'!r} ({', '.join(METHODS)})")
+    check_methods(methods, args.bundle)
     report = evaluate(
         args.split,
         methods,

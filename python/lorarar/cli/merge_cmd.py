@@ -12,7 +12,7 @@ from lorarar._native import Adapter, LoraFile, load_coefficients
 from lorarar.cli.common import finite_float, load_lora, open_base
 from lorarar.errors import LoraError
 
-METHODS = ("direct", "columns", "hypernet", "ziplora")
+METHODS = ("direct", "columns", "hypernet", "ziplora", "peft-cat", "peft-ties", "peft-dare")
 
 
 def register(sub: Any) -> None:
@@ -24,7 +24,8 @@ def register(sub: Any) -> None:
         "--method",
         choices=METHODS,
         default="direct",
-        help="direct: weighted sum; columns: --coeffs; hypernet: LoRA.rar; ziplora: per-pair optimisation",
+        help="direct: weighted sum; columns: --coeffs; hypernet: LoRA.rar; ziplora: per-pair optimisation; "
+        "peft-cat/-ties/-dare: peft's add_weighted_adapter (the scales are its weights)",
     )
     p.add_argument(
         "--hypernet",
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise LoraError("--method columns needs --coeffs FILE")
     if args.method != "columns" and args.coeffs:
         raise LoraError("--coeffs is only used with --method columns")
-    if args.method in ("hypernet", "ziplora"):
+    if args.method not in ("direct", "columns"):
         return run_learned(args)
     start = time.perf_counter()
     base = open_base(args.base)
@@ -87,21 +88,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_learned(args: argparse.Namespace) -> int:
-    """hypernet / ziplora: coefficients computed in PyTorch, folded and written by the native engine."""
+    """hypernet / ziplora / peft-*: computed in PyTorch (coefficients, or peft's merged adapter), folded and
+    written by the native engine."""
     from pathlib import Path
 
     from lorarar.merge.methods import load_hypernet, merge
     from lorarar.world import catalog
 
     if args.engine != "native":
-        raise LoraError(f"--method {args.method} computes its coefficients in PyTorch; use --engine native")
+        raise LoraError(
+            f"--method {args.method} merges in PyTorch and writes through the native engine; use --engine native"
+        )
     base = open_base(args.base)
     content = load_lora(args.content, base)
     style = load_lora(args.style, base)
     hypernet = world = names = None
     if args.method == "hypernet":
         hypernet = load_hypernet(Path(args.hypernet) if args.hypernet else catalog.paths().hypernet)
-    else:
+    elif args.method == "ziplora":
         names = _library_names(args.content, args.style)
         from lorarar.hypernet.train import PairWorld
 

@@ -6,6 +6,9 @@
   the other layers are summed.
 - ziplora: ZipLoRA's per-pair optimisation of the coefficients (100 Adam steps, lr 0.01, lambda 0.01) against
   the LoRAs' own training images; needs those images, so it is available for the default world's library.
+- peft-cat, peft-ties, peft-dare: peft's ``add_weighted_adapter`` (extra baselines, see ``peft_merge``).
+
+A method spec may carry the two scalar weights users pick, ``NAME@WC:WS`` (e.g. ``direct@1:0.7``).
 
 Every method ends in the native fold (``Adapter.merge``); the timing covers computing the coefficients and the fold.
 """
@@ -22,9 +25,26 @@ import torch
 from lorarar._native import Adapter, LoraFile
 from lorarar.errors import LoraError
 from lorarar.hypernet.model import HyperNet
+from lorarar.merge.peft_merge import PEFT_METHODS, peft_merge
 
-METHODS = ("direct", "columns", "hypernet", "ziplora")
+METHODS = ("direct", "columns", "hypernet", "ziplora", *PEFT_METHODS)
 Coefficients = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def parse_method(spec: str) -> tuple[str, float, float]:
+    """``NAME`` or ``NAME@WC:WS`` -> (name, content scale, style scale)."""
+    name, _, weights = spec.partition("@")
+    if name not in METHODS:
+        raise LoraError(f"unknown merge method {name!r} ({', '.join(METHODS)})")
+    if not weights:
+        return name, 1.0, 1.0
+    try:
+        wc, ws = (float(w) for w in weights.split(":"))
+    except ValueError:
+        raise LoraError(f"{spec!r}: the weights are written NAME@WC:WS, two numbers (e.g. direct@1:0.7)") from None
+    if not all(np.isfinite([wc, ws])):
+        raise LoraError(f"{spec!r}: the weights must be finite numbers")
+    return name, wc, ws
 
 
 def load_hypernet(path: Path) -> HyperNet:
@@ -103,6 +123,8 @@ def merge(
         zc = ziplora_coefficients(world, names[0], names[1])
         coeffs = {k: (c.numpy().astype(np.float32), s.numpy().astype(np.float32)) for k, (c, s) in zc.items()}
         adapter = Adapter.merge(content, style, "columns", content_scale, style_scale, coeffs)
+    elif method in PEFT_METHODS:
+        adapter = peft_merge(content, style, method, content_scale, style_scale)
     else:
         raise LoraError(f"unknown merge method {method!r} ({', '.join(METHODS)})")
     return adapter, time.perf_counter() - start

@@ -27,7 +27,21 @@ from lorarar.world.sample import generate, load_pipeline, lora_for, method_promp
 RESULTS = catalog.repo_root() / "benchmarks" / "results"
 
 
-METHODS = ("direct", "ziplora", "hypernet", "content", "style")  # the last two: one LoRA of the pair alone
+ALONE = ("content", "style")  # one LoRA of the pair alone, under its own prompt
+
+
+def check_methods(specs: list[str], bundle: Path | None) -> None:
+    """Each spec is a merge method (``merge.methods``, optionally ``NAME@WC:WS``) or one LoRA alone."""
+    from lorarar.merge.methods import parse_method
+
+    if not specs:
+        raise LoraError("--methods: no method given")
+    for spec in specs:
+        name = spec if spec in ALONE else parse_method(spec)[0]
+        if name == "columns":
+            raise LoraError("--methods: columns needs a coefficient file per pair; use lorarar merge --coeffs")
+        if bundle is not None and name not in ("direct", "hypernet", *ALONE):
+            raise LoraError(f"{bundle}: the native engine merges direct and hypernet, not {name} (drop --bundle)")
 
 
 class ReferenceImages:
@@ -36,11 +50,12 @@ class ReferenceImages:
     def __init__(self, root: Path | None, methods: list[str], hypernet_dir: Path | None) -> None:
         from lorarar.merge.methods import load_hypernet
 
+        names = {m.partition("@")[0] for m in methods}
         self.root = root
         self.pipe = load_pipeline(root)
-        self.hypernet = load_hypernet(hypernet_dir or catalog.paths(root).hypernet) if "hypernet" in methods else None
+        self.hypernet = load_hypernet(hypernet_dir or catalog.paths(root).hypernet) if "hypernet" in names else None
         self.world = None
-        if "ziplora" in methods:
+        if "ziplora" in names:
             from lorarar.hypernet.train import PairWorld
 
             self.world = PairWorld(root)
@@ -61,11 +76,9 @@ class BundleImages:
     def __init__(self, root: Path | None, bundle: Path, methods: list[str]) -> None:
         from lorarar._native import Context, Engine
 
-        if "ziplora" in methods:
-            raise LoraError(f"{bundle}: ZipLoRA is an optimisation in PyTorch, not a bundle program (drop --bundle)")
         self.paths = catalog.paths(root)
         self.engine = Engine.load(str(bundle))
-        if "hypernet" in methods and not self.engine.has_hypernet:
+        if any(m.partition("@")[0] == "hypernet" for m in methods) and not self.engine.has_hypernet:
             raise LoraError(f"{bundle}: the bundle has no hypernetwork program (method hypernet)")
         self.context = Context.create(self.engine)
 
@@ -76,7 +89,13 @@ class BundleImages:
 
         c_lora = LoraFile.load(str(self.paths.content_lora(content))) if method != "style" else None
         s_lora = LoraFile.load(str(self.paths.style_lora(style))) if method != "content" else None
-        timings = self.context.set_loras(c_lora, s_lora, method="single" if method in ("content", "style") else method)
+        if method in ALONE:
+            timings = self.context.set_loras(c_lora, s_lora, method="single")
+        else:
+            from lorarar.merge.methods import parse_method
+
+            name, wc, ws = parse_method(method)
+            timings = self.context.set_loras(c_lora, s_lora, method=name, content_scale=wc, style_scale=ws)
         prompt = method_prompt(method, content, style)
         images = [
             self.context.generate(prompt, steps=steps, guidance=guidance, scheduler="ddim", seed=seed + i)[0]
@@ -103,6 +122,7 @@ def evaluate(
     """``bundle``: generate with the native engine on that bundle instead of the PyTorch reference pipeline."""
     from lorarar.world.metrics import Scorer
 
+    check_methods(methods, bundle)
     if bundle is not None and hypernet_dir is not None:
         raise LoraError(f"{bundle}: a bundle brings its own hypernetwork program (drop --hypernet)")
     images_for = (

@@ -61,9 +61,11 @@ def lora_for(
         assert style
         return paths.style_lora(style), 0.0
     from lorarar import LoraFile
-    from lorarar.merge.methods import load_hypernet, merge
+    from lorarar.merge.methods import load_hypernet, merge, parse_method
 
     assert content and style
+    spec = method
+    method, content_scale, style_scale = parse_method(spec)
     if method == "hypernet" and hypernet is None:
         hypernet = load_hypernet(paths.hypernet)
     if method == "ziplora" and world is None:
@@ -74,6 +76,8 @@ def lora_for(
         LoraFile.load(str(paths.content_lora(content))),
         LoraFile.load(str(paths.style_lora(style))),
         method,
+        content_scale=content_scale,
+        style_scale=style_scale,
         hypernet=hypernet,
         world=world,
         names=(content, style),
