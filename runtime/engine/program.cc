@@ -141,6 +141,26 @@ std::vector<std::string> ProgramRunner::method_names() const {
   return out;
 }
 
+Result<std::vector<ProgramRunner::InputSpec>> ProgramRunner::input_specs(const std::string& method) const {
+  auto meta = impl_->module->method_meta(method);
+  if (!meta.ok()) return et_error(impl_->path, "cannot read method " + json::quote(method), meta.error());
+  std::vector<InputSpec> specs;
+  for (size_t i = 0; i < meta->num_inputs(); ++i) {
+    auto t = meta->input_tensor_meta(i);
+    if (!t.ok()) return et_error(impl_->path, "input " + std::to_string(i) + " is not a tensor", t.error());
+    InputSpec spec;
+    spec.shape.assign(t->sizes().begin(), t->sizes().end());
+    if (t->scalar_type() == et::aten::ScalarType::Long) {
+      spec.kind = ScalarKind::kInt64;
+    } else if (t->scalar_type() != et::aten::ScalarType::Float) {
+      return make_error(Error::kInvalidFile, impl_->path + ": input " + std::to_string(i) + " of " +
+                                                 json::quote(method) + " is neither float32 nor int64");
+    }
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
 template <typename Take>
 Status ProgramRunner::execute(const std::string& method, const std::vector<TensorArg>& inputs, size_t expected_outputs,
                               Take take) {

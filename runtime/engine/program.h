@@ -93,6 +93,13 @@ class ProgramRunner {
   // Names of the methods the program holds.
   std::vector<std::string> method_names() const;
 
+  // Shape and kind of each input of `method` (float32 or int64; others are an error).
+  struct InputSpec {
+    std::vector<int32_t> shape;
+    ScalarKind kind = ScalarKind::kFloat32;
+  };
+  Result<std::vector<InputSpec>> input_specs(const std::string& method) const;
+
  private:
   ProgramRunner() = default;
   struct Impl;

@@ -5,6 +5,10 @@ modules stay untouched:
 
 - attention: diffusers' ``AttnProcessor`` (bmm, softmax, bmm) instead of ``scaled_dot_product_attention``, and
   transformers' "eager" attention for CLIP; SDPA lowers to ~100 ops XNNPACK does not take (10x slower).
+- chunked attention: the classic form with the queries in chunks whenever one attention's scores
+  (batch x heads x queries x keys, fp32) would pass ``SCORES_BUDGET``: at SD 1.5's 64x64 latent the 4096-token
+  self-attention scores are 1 GiB at the guidance batch of 2, held inside one XNNPACK delegate's workspace; chunks
+  of queries are independent (softmax runs over keys), so the sum of their outputs is the same.
 - ``group_norm`` / ``layer_norm``: reshaped to 4D so the statistics are ``mean.dim`` over the two innermost dims
   (XNNPACK's global average pooling), then ``sub``/``mul``/``rsqrt``/``add``: all delegated, so the norms no
   longer split the graph into dozens of partitions.
@@ -26,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from diffusers.models.attention_processor import Attention, AttnProcessor
 from torch import nn
 
 Decomposition = Callable[..., Any]
@@ -33,6 +38,7 @@ Decomposition = Callable[..., Any]
 # Named forms: the manifest records which ones a program was lowered with.
 FORMS = (
     "classic-attention",
+    "chunked-attention",
     "norm-as-mean",
     "upsample-as-cat",
     "split-as-slices",
@@ -47,14 +53,67 @@ def use_classic_attention(module: nn.Module) -> None:
     The same function as SDPA. Export needs it (SDPA does not delegate), and training on CPU uses it too: at the
     default world's sizes (256 tokens, heads 32-64 wide) SDPA's flash-attention backward is the slowest op of a
     step, and the plain form trains ~12% faster."""
-    from diffusers.models.attention_processor import Attention, AttnProcessor
-
     for sub in module.modules():
         if isinstance(sub, Attention):
             sub.set_processor(AttnProcessor())
     setter = getattr(module, "set_attn_implementation", None)
     if callable(setter):
         setter("eager")
+
+
+# The most bytes one chunk of attention scores may take (fp32); the default world's attentions stay whole.
+SCORES_BUDGET = 64 * 2**20
+
+
+def use_chunked_attention(module: nn.Module, budget: int = SCORES_BUDGET) -> None:
+    """diffusers: ``ChunkedAttnProcessor`` on every Attention (the classic form where no chunking is needed)."""
+    for sub in module.modules():
+        if isinstance(sub, Attention):
+            sub.set_processor(ChunkedAttnProcessor(budget))
+
+
+class ChunkedAttnProcessor(AttnProcessor):  # type: ignore[misc]
+    """diffusers' ``AttnProcessor`` with the queries in chunks of at most ``budget`` bytes of scores."""
+
+    def __init__(self, budget: int = SCORES_BUDGET) -> None:
+        super().__init__()
+        self.budget = budget
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        four_d = hidden_states.ndim == 4
+        queries = hidden_states.shape[2] * hidden_states.shape[3] if four_d else hidden_states.shape[1]
+        keys = queries if encoder_hidden_states is None else encoder_hidden_states.shape[1]
+        chunk = max(1, self.budget // (hidden_states.shape[0] * attn.heads * keys * 4))
+        if queries <= chunk or attention_mask is not None or attn.spatial_norm is not None:
+            return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+        residual = hidden_states
+        if four_d:
+            batch, channels, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch, channels, height * width).transpose(1, 2)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        if encoder_hidden_states is not None and attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        query = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        key = attn.head_to_batch_dim(attn.to_k(context))
+        value = attn.head_to_batch_dim(attn.to_v(context))
+        parts = [torch.bmm(attn.get_attention_scores(q, key, None), value) for q in query.split(chunk, dim=1)]
+        hidden_states = attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(torch.cat(parts, dim=1))))
+        if four_d:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch, channels, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
 
 
 class TableTimesteps(nn.Module):

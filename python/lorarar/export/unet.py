@@ -75,6 +75,8 @@ def convert(
         unet = copy.deepcopy(unet)
     if "classic-attention" in forms:
         graph_forms.use_classic_attention(unet)
+    if "chunked-attention" in forms:
+        graph_forms.use_chunked_attention(unet)
     if "timestep-table" in forms:
         graph_forms.use_timestep_table(unet)
     if "float-residual-scale" in forms:

@@ -24,6 +24,8 @@ class VaeDecoderProgram(nn.Module):
 def convert(vae: Any, latent_size: int, forms: tuple[str, ...] = graph_forms.FORMS) -> Component:
     if "classic-attention" in forms:
         graph_forms.use_classic_attention(vae)
+    if "chunked-attention" in forms:
+        graph_forms.use_chunked_attention(vae)
     if "float-residual-scale" in forms:
         graph_forms.use_float_residual_scales(vae)
     cfg = vae.config
