@@ -13,6 +13,9 @@ def register(sub: Any) -> None:
     train.add_argument("--out", type=Path, help="output folder (default: the default world's hypernet/)")
     train.add_argument("--work", type=Path, help="checkpoint folder (default: .cache/world/hypernet)")
     train.add_argument("--steps", type=int, help="training steps (default: the configured budget)")
+    train.add_argument(
+        "--lam", type=float, help="weight of ZipLoRA's orthogonality term, sum of |cos(m_c, m_s)| (default 0.01)"
+    )
     train.set_defaults(run=run_train)
 
     ev = sub.add_parser("eval", help="compare merge methods on unseen pairs of the default world")
@@ -41,7 +44,11 @@ def run_train(args: argparse.Namespace) -> int:
     from lorarar.hypernet.train import HyperTrainConfig, train_hypernet
     from lorarar.world import catalog
 
-    cfg = HyperTrainConfig() if args.steps is None else HyperTrainConfig(steps=args.steps)
+    cfg = HyperTrainConfig()
+    if args.steps is not None:
+        cfg.steps = args.steps
+    if args.lam is not None:
+        cfg.lam = args.lam
     out = args.out or catalog.paths().hypernet
     work = args.work or catalog.repo_root() / ".cache" / "world" / "hypernet"
     facts = train_hypernet(out, work, cfg)
