@@ -242,16 +242,22 @@ C_EXAMPLE = Path(__file__).resolve().parents[1] / "build" / "host" / "runtime" /
 def c_engine_memory(bundle: Path, content: Path, style: Path, threads: int) -> list[dict[str, Any]]:
     """Peak RSS of the plain-C example (one context, 2 steps; the peak includes the load-time transient of packing),
     its RSS after the first image (steady state), and the anonymous memory a second context adds, for both workspace
-    modes, against the size of the bundle's programs."""
+    modes, against the size of the bundle's programs; and with the packed weight cache (packed_cache_dir), on the
+    load after the one that wrote it: no packing transient, the weights clean file pages instead of heap."""
     if not C_EXAMPLE.exists():
         print(f"# {C_EXAMPLE} not built (make native-test): no C engine memory rows", file=sys.stderr)
         return []
     bundle_mb = sum(f.stat().st_size for f in bundle.glob("*.pte")) / 2**20
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for parallel in (False, True):
+        cache = Path(tmp) / "packed"
+        cache.mkdir()
+        for parallel, packed in ((False, False), (True, False), (False, True)):
             files = [str(bundle), str(content), str(style), str(Path(tmp) / "x.ppm")]
             options = ["--steps", "2", "--threads", str(threads), "--contexts", "2", "--parallel", str(int(parallel))]
+            if packed:
+                options += ["--packed-cache", str(cache)]
+                subprocess.run([str(C_EXAMPLE), *files, *options], check=True, capture_output=True)  # writes it
             run = subprocess.run(
                 [str(C_EXAMPLE), *files, *options],
                 check=True,
@@ -266,14 +272,17 @@ def c_engine_memory(bundle: Path, content: Path, style: Path, threads: int) -> l
             second_mb = (rss["more_contexts"]["anon"] - first["anon"]) / 1024
             rows.append(
                 stats(
-                    "c_engine_peak_rss" + ("_parallel_contexts" if parallel else ""),
+                    "c_engine_peak_rss"
+                    + ("_parallel_contexts" if parallel else "")
+                    + ("_packed_cache" if packed else ""),
                     "MB",
                     [peak_mb],
                     bundle_programs_mb=round(bundle_mb, 2),
                     ratio_to_bundle=round(peak_mb / bundle_mb, 2),
                     steady_mb=round(steady_mb, 1),
                     steady_ratio_to_bundle=round(steady_mb / bundle_mb, 2),
-                    code_mb=round(first["file"] / 1024, 1),
+                    file_mb=round(first["file"] / 1024, 1),  # code, plus the packed weights with the cache
+                    anon_mb=round(first["anon"] / 1024, 1),
                     second_context_mb=round(second_mb, 1),
                     second_context_ratio_to_bundle=round(second_mb / bundle_mb, 2),
                 )

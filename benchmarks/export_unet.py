@@ -12,7 +12,11 @@ comparison figures.
         [--threads 1,2] [--variants et-fp32-fused,et-fp32-slot,...] [--work DIR]
 
 ``et-w8a8-slot`` (static int8 weights and activations, calibrated over the schedule) is an extra variant, not run
-by default: its calibration runs the float UNet over seven timesteps first (~15 minutes at SD 1.5 here).
+by default: its calibration runs the float UNet over seven timesteps first (~15 minutes at SD 1.5 here). A
+``-unchunked`` suffix (``et-int8-slot-unchunked``) exports without the chunked-attention form, its baseline.
+
+Each ExecuTorch program's memory under the native engine's loader (build/host/runtime/lorarar_program_memory, built
+by ``make native-test``): peak RSS of loading it and running one step, against the program's size.
 """
 
 from __future__ import annotations
@@ -58,13 +62,17 @@ def unet_config(preset: str) -> dict[str, Any]:
     return source.load_preset(f"{preset}-unet")
 
 
+UNCHUNKED = "-unchunked"
+
+
 def build(preset: str, variant: str, max_rank: int) -> Any:
     """The UNet step component of a variant (slot or fused) with random weights."""
-    from lorarar.export import source, unet
+    from lorarar.export import graph_forms, source, unet
 
     model = source.random_unet(unet_config(preset), seed=0)
-    layout = unet.slot_layout(model, max_rank) if variant.endswith("slot") else None
-    return unet.convert(model, layout)
+    layout = unet.slot_layout(model, max_rank) if variant.removesuffix(UNCHUNKED).endswith("slot") else None
+    forms = tuple(f for f in graph_forms.FORMS if not (variant.endswith(UNCHUNKED) and f == "chunked-attention"))
+    return unet.convert(model, layout, forms=forms)
 
 
 def feed(component: Any) -> tuple[torch.Tensor, ...]:
@@ -295,7 +303,7 @@ def main() -> None:
             r = child("latency", args, v, files.get(v, work / v / "none"), t)
             medians[(v, t)] = statistics.median(r["samples"])
             row = stats(f"unet_step/{args.preset}/{v}/{t}t", "ms", r["samples"], threads=t, load_ms=round(r["load_ms"]))
-            f = flops_slot if v.endswith("slot") else flops
+            f = flops_slot if v.removesuffix(UNCHUNKED).endswith("slot") else flops
             row["gflop_per_s"] = f / (row["median"] / 1e3) / 1e9
             row["fraction_of_peak"] = row["gflop_per_s"] / peaks[t]
             if v.endswith("slot") and (v.replace("slot", "fused"), t) in medians:
@@ -305,8 +313,51 @@ def main() -> None:
             if ("eager", t) in medians and v != "eager":
                 row["speedup_vs_eager"] = medians[("eager", t)] / row["median"]
             emit(row)
+            if v.endswith(UNCHUNKED) and (v.removesuffix(UNCHUNKED), t) in medians:
+                row["chunked_speedup"] = row["median"] / medians[(v.removesuffix(UNCHUNKED), t)]
+    for v, path in files.items():
+        if v.startswith("et-"):
+            for row in program_memory(args, v, path):
+                emit(row)
     if work_ctx:
         work_ctx.cleanup()
+
+
+PROGRAM_MEMORY = Path(__file__).resolve().parents[1] / "build" / "host" / "runtime" / "lorarar_program_memory"
+
+
+def program_memory(args: argparse.Namespace, variant: str, pte: Path) -> list[dict[str, Any]]:
+    """Peak RSS of the native loader loading ``pte`` and running one step, against the program's size."""
+    if not PROGRAM_MEMORY.exists():
+        print(f"# {PROGRAM_MEMORY} not built (make native-test): no program memory rows", file=sys.stderr)
+        return []
+    cache = pte.parent / "memory.json"
+    source = exporter_digest()
+    if args.work is not None and cache.exists() and json.loads(cache.read_text()).get("exporter_source") == source:
+        report = json.loads(cache.read_text())
+    else:
+        run = subprocess.run([str(PROGRAM_MEMORY), str(pte)], check=True, capture_output=True, text=True)
+        report = json.loads(run.stdout.strip().splitlines()[-1]) | {"exporter_source": source}
+        if args.work is not None:
+            cache.write_text(json.dumps(report))
+    program_mb = report["program_kb"] / 1024
+    peak_mb = report["peak_rss_kb"] / 1024
+    loaded = report["rss_kb"]["method_loaded"]
+    after = report["rss_kb"]["after_run"]
+    return [
+        stats(
+            f"program_memory/{args.preset}/{variant}",
+            "MB",
+            [peak_mb],
+            program_mb=round(program_mb, 1),
+            ratio_to_program=round(peak_mb / program_mb, 2),
+            planned_mb=round(report["planned_kb"] / 1024, 1),
+            loaded_anon_mb=round(loaded["anon"] / 1024, 1),
+            after_step_anon_mb=round(after["anon"] / 1024, 1),
+            step_workspace_mb=round((after["anon"] - loaded["anon"]) / 1024, 1),
+            code_mb=round(after["file"] / 1024, 1),
+        )
+    ]
 
 
 if __name__ == "__main__":

@@ -55,16 +55,20 @@ void bind_engine(nb::module_& m) {
   nb::class_<PyEngine>(m, "Engine", "A loaded bundle: the native on-device pipeline (share it between threads).")
       .def_static(
           "load",
-          [](const std::string& dir, int n_threads, bool verify_checksums, bool parallel_contexts) {
+          [](const std::string& dir, int n_threads, bool verify_checksums, bool parallel_contexts,
+             const std::string& packed_cache_dir) {
             lorarar::EngineOptions o;
             o.n_threads = n_threads;
             o.verify_checksums = verify_checksums;
             o.parallel_contexts = parallel_contexts;
+            o.packed_cache_dir = packed_cache_dir;
             nb::gil_scoped_release release;
             return PyEngine{lorarar_py::unwrap(lorarar::Engine::load(dir, o))};
           },
           nb::arg("bundle_dir"), nb::arg("n_threads") = 0, nb::arg("verify_checksums") = true,
-          nb::arg("parallel_contexts") = false)
+          nb::arg("parallel_contexts") = false, nb::arg("packed_cache_dir") = "",
+          "packed_cache_dir: a folder for XNNPACK's packed weights (written on the first load, mapped after); "
+          "empty: packed on the heap at every load.")
       .def_prop_ro("image_size",
                    [](const PyEngine& e) {
                      return std::make_pair(e.engine->bundle().image_height, e.engine->bundle().image_width);

@@ -129,7 +129,10 @@ class Engine:
     """
 
     @staticmethod
-    def load(bundle_dir: str, n_threads: int = 0, verify_checksums: bool = True, parallel_contexts: bool = False) -> Engine: ...
+    def load(bundle_dir: str, n_threads: int = 0, verify_checksums: bool = True, parallel_contexts: bool = False, packed_cache_dir: str = '') -> Engine:
+        """
+        packed_cache_dir: a folder for XNNPACK's packed weights (written on the first load, mapped after); empty: packed on the heap at every load.
+        """
 
     @property
     def image_size(self) -> tuple[int, int]: ...

@@ -24,6 +24,7 @@ lorarar_engine_params lorarar_engine_default_params(void) {
   p.n_threads = 0;
   p.verify_checksums = 1;
   p.parallel_contexts = 0;
+  p.packed_cache_dir = nullptr;
   return p;
 }
 
@@ -35,6 +36,7 @@ lorarar_status lorarar_engine_load(const char* bundle_dir, const lorarar_engine_
     options.n_threads = p.n_threads;
     options.verify_checksums = p.verify_checksums != 0;
     options.parallel_contexts = p.parallel_contexts != 0;
+    if (p.packed_cache_dir) options.packed_cache_dir = p.packed_cache_dir;
     auto engine = Engine::load(bundle_dir, options);
     if (!engine.ok()) return fail(engine.status());
     *out = new lorarar_engine{std::move(engine).get()};

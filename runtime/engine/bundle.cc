@@ -133,9 +133,12 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
     return make_error(Error::kUnsupported, manifest_path + ": format_version " + std::to_string(version) +
                                                ", this engine reads " + std::to_string(kFormatVersion));
   }
-  if (verify_checksums) {
-    LORARAR_ASSIGN_OR_RETURN(const json::Value* files, r.get(m, "files", "manifest"));
-    LORARAR_RETURN_IF_ERROR(verify_files(b, *files, r));
+  LORARAR_ASSIGN_OR_RETURN(const json::Value* all_files, r.get(m, "files", "manifest"));
+  if (verify_checksums) LORARAR_RETURN_IF_ERROR(verify_files(b, *all_files, r));
+  if (!all_files->is_object()) return r.fail("files", "is not an object");
+  for (const auto& [rel, entry] : all_files->as_object()) {
+    LORARAR_ASSIGN_OR_RETURN(std::string sha, r.str(entry, "sha256", "files." + rel));
+    b.file_sha256[rel] = sha;
   }
 
   LORARAR_ASSIGN_OR_RETURN(const json::Value* backend, r.get(m, "backend", "manifest"));

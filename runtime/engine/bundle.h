@@ -80,10 +80,11 @@ class Bundle {
   int latent_channels = 0, latent_height = 0, latent_width = 0;
   float scaling_factor = 1.0f;
   int text_max_length = 77;
-  bool uncond_first = true;                       // guidance batch order [uncond, cond]
-  std::string scheduler_config;                   // JSON text
-  std::string tokenizer_vocab, tokenizer_merges;  // relative paths
-  std::map<std::string, ProgramSpec> programs;    // text_encoder, unet, vae_decoder, hypernet
+  bool uncond_first = true;                        // guidance batch order [uncond, cond]
+  std::string scheduler_config;                    // JSON text
+  std::string tokenizer_vocab, tokenizer_merges;   // relative paths
+  std::map<std::string, ProgramSpec> programs;     // text_encoder, unet, vae_decoder, hypernet
+  std::map<std::string, std::string> file_sha256;  // relative path -> sha256 (hex), from the manifest
   LoraSlot slot;
   bool has_hypernet = false;
   HypernetSpec hypernet;

@@ -40,7 +40,7 @@ std::vector<std::string> methods_of(const ProgramSpec& p) {
 // Opens a program (its methods are loaded later, into the context's planned
 // memory) and reserves what its methods need there.
 Result<std::unique_ptr<ProgramRunner>> open_program(const Bundle& b, const std::string& name, Workspace workspace,
-                                                    PlannedMemory& planned) {
+                                                    const std::string& packed_cache_dir, PlannedMemory& planned) {
   const ProgramSpec& p = b.programs.at(name);
   std::string file;
   for (const auto& [m, spec] : p.methods) {
@@ -49,9 +49,18 @@ Result<std::unique_ptr<ProgramRunner>> open_program(const Bundle& b, const std::
     }
     file = spec.file;
   }
-  LORARAR_ASSIGN_OR_RETURN(
-      std::unique_ptr<ProgramRunner> runner,
-      ProgramRunner::open_program(b.path(file), p.data_file.empty() ? "" : b.path(p.data_file), workspace));
+  std::string packed_cache;
+  if (!packed_cache_dir.empty() && b.backend == "xnnpack") {
+    // Named by the program's sha256: a new bundle never maps another's packed weights.
+    auto sha = b.file_sha256.find(file);
+    if (sha == b.file_sha256.end()) {
+      return make_error(Error::kInvalidFile, b.path("manifest.json") + ": files lists no sha256 of " + file);
+    }
+    packed_cache = join_path(packed_cache_dir, "lorarar-" + sha->second + ".xnnpack");
+  }
+  LORARAR_ASSIGN_OR_RETURN(std::unique_ptr<ProgramRunner> runner,
+                           ProgramRunner::open_program(b.path(file), p.data_file.empty() ? "" : b.path(p.data_file),
+                                                       workspace, packed_cache));
   LORARAR_ASSIGN_OR_RETURN(std::vector<size_t> sizes, runner->planned_sizes(methods_of(p)));
   planned.reserve(sizes);
   return runner;
@@ -61,6 +70,9 @@ Result<std::unique_ptr<ProgramRunner>> open_program(const Bundle& b, const std::
 
 Result<std::shared_ptr<const Engine>> Engine::load(const std::string& bundle_dir, const EngineOptions& options) {
   if (options.n_threads < 0) return make_error(Error::kInvalidArgument, "n_threads must be >= 0");
+  if (!options.packed_cache_dir.empty() && !is_directory(options.packed_cache_dir)) {
+    return make_error(Error::kNotFound, options.packed_cache_dir + ": packed_cache_dir is not a folder");
+  }
   LORARAR_ASSIGN_OR_RETURN(Bundle bundle, Bundle::open(bundle_dir, options.verify_checksums));
   if (bundle.format != "executorch") {
     return make_error(
@@ -120,11 +132,12 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Engine> e
   // its programs plan their activations into the same buffers.
   const Workspace workspace = ctx->engine_->options().parallel_contexts ? Workspace::kPerProgram : Workspace::kShared;
   PlannedMemory& planned = ctx->planned_;
-  LORARAR_ASSIGN_OR_RETURN(ctx->text_, open_program(b, "text_encoder", workspace, planned));
-  LORARAR_ASSIGN_OR_RETURN(ctx->unet_, open_program(b, "unet", workspace, planned));
-  LORARAR_ASSIGN_OR_RETURN(ctx->vae_, open_program(b, "vae_decoder", workspace, planned));
+  const std::string& cache = ctx->engine_->options().packed_cache_dir;
+  LORARAR_ASSIGN_OR_RETURN(ctx->text_, open_program(b, "text_encoder", workspace, cache, planned));
+  LORARAR_ASSIGN_OR_RETURN(ctx->unet_, open_program(b, "unet", workspace, cache, planned));
+  LORARAR_ASSIGN_OR_RETURN(ctx->vae_, open_program(b, "vae_decoder", workspace, cache, planned));
   if (b.has_hypernet) {
-    LORARAR_ASSIGN_OR_RETURN(ctx->hypernet_, open_program(b, "hypernet", workspace, planned));
+    LORARAR_ASSIGN_OR_RETURN(ctx->hypernet_, open_program(b, "hypernet", workspace, cache, planned));
   }
   planned.allocate();
   const std::pair<const char*, ProgramRunner*> programs[] = {{"text_encoder", ctx->text_.get()},

@@ -33,6 +33,11 @@ struct EngineOptions {
   // (least memory; contexts generating at the same time take turns per
   // delegate call). true: one workspace per program of each context.
   bool parallel_contexts = false;
+  // An existing writable folder where XNNPACK keeps each program's packed
+  // weights (one file per program, named by its sha256): the first load packs
+  // and writes them, later loads map them (no repacking, faster, and clean
+  // file pages instead of heap). Empty: packed on the heap at every load.
+  std::string packed_cache_dir;
 };
 
 class Engine {

@@ -69,7 +69,8 @@ Result<std::unique_ptr<ProgramRunner>> ProgramRunner::open(const std::string& pt
 }
 
 Result<std::unique_ptr<ProgramRunner>> ProgramRunner::open_program(const std::string& pte, const std::string& ptd,
-                                                                   Workspace workspace) {
+                                                                   Workspace workspace,
+                                                                   const std::string& packed_cache) {
   std::unique_ptr<ProgramRunner> runner(new ProgramRunner());
   runner->impl_ = std::make_unique<Impl>();
   runner->impl_->path = pte;
@@ -82,9 +83,17 @@ Result<std::unique_ptr<ProgramRunner>> ProgramRunner::open_program(const std::st
   // sha256 of the weight bytes the exporter names them with, so two bundles in
   // one process never mix up theirs); the workspace
   // mode is ExecuTorch's WorkspaceSharingMode (1 per model, 2 global).
-  et::runtime::BackendOptions<2> xnnpack;
+  et::runtime::BackendOptions<3> xnnpack;
   xnnpack.set_option("weight_cache_enabled", true);
   xnnpack.set_option("workspace_sharing_mode", workspace == Workspace::kShared ? 2 : 1);
+  if (!packed_cache.empty()) {
+    if (packed_cache.size() >= et::runtime::kMaxOptionValueLength) {
+      return make_error(Error::kInvalidArgument, packed_cache + ": packed weight cache path longer than " +
+                                                     std::to_string(et::runtime::kMaxOptionValueLength - 1) +
+                                                     " bytes (ExecuTorch's option limit)");
+    }
+    xnnpack.set_option("packed_cache_path", packed_cache.c_str());
+  }
   et::runtime::LoadBackendOptionsMap options;
   if (auto e = options.set_options("XnnpackBackend", xnnpack.view()); e != et::runtime::Error::Ok) {
     return et_error(pte, "cannot set XNNPACK options", e);

@@ -76,8 +76,13 @@ class ProgramRunner {
 
   // Loads the program only: load_methods() follows, once the caller has sized
   // a PlannedMemory with planned_sizes() of every program that shares it.
+  // `packed_cache`: a file where XNNPACK keeps this program's packed weights
+  // (written on the first load, memory-mapped on the next ones: no repacking,
+  // and the weights are clean file pages the OS may evict); empty: packed on
+  // the heap at every load.
   static Result<std::unique_ptr<ProgramRunner>> open_program(const std::string& pte, const std::string& ptd,
-                                                             Workspace workspace = Workspace::kShared);
+                                                             Workspace workspace = Workspace::kShared,
+                                                             const std::string& packed_cache = "");
   // Bytes of each planned buffer the given methods need (the max over them).
   Result<std::vector<size_t>> planned_sizes(const std::vector<std::string>& methods) const;
   // Loads the methods into `planned` (allocated), or into their own memory

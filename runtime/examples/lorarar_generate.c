@@ -3,6 +3,7 @@
  *   lorarar_generate BUNDLE_DIR CONTENT.safetensors STYLE.safetensors OUT.ppm
  *                    [--prompt P] [--method hypernet|direct] [--steps N] [--seed S] [--threads N]
  *                    [--scheduler ddim|euler|lcm] [--cycles N] [--contexts N] [--parallel 0|1]
+ *                    [--packed-cache DIR]
  *
  * Loads the bundle once, merges the pair into a context's LoRA slot, generates one image (binary PPM) and prints
  * the timings as one JSON object. --cycles N repeats switch-pair + generate N times (the image of the last cycle
@@ -55,7 +56,8 @@ int main(int argc, char** argv) {
   if (argc < 5) {
     fprintf(stderr,
             "usage: %s BUNDLE_DIR CONTENT STYLE OUT.ppm [--prompt P] [--method hypernet|direct] [--steps N] "
-            "[--seed S] [--threads N] [--scheduler ddim|euler|lcm] [--cycles N] [--contexts N] [--parallel 0|1]\n",
+            "[--seed S] [--threads N] [--scheduler ddim|euler|lcm] [--cycles N] [--contexts N] [--parallel 0|1] "
+            "[--packed-cache DIR]\n",
             argv[0]);
     return 2;
   }
@@ -84,6 +86,8 @@ int main(int argc, char** argv) {
       contexts = atoi(value);
     } else if (strcmp(key, "--parallel") == 0) {
       eng.parallel_contexts = atoi(value);
+    } else if (strcmp(key, "--packed-cache") == 0) {
+      eng.packed_cache_dir = value;
     } else if (strcmp(key, "--scheduler") == 0) {
       gen.scheduler = strcmp(value, "euler") == 0 ? LORARAR_SCHEDULER_EULER
                       : strcmp(value, "lcm") == 0 ? LORARAR_SCHEDULER_LCM

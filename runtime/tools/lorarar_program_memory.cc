@@ -4,7 +4,7 @@
 // SD 1.5-scale UNet of benchmarks/export_unet.py): a bundle's memory is its
 // UNet's plus small programs sharing the same planned memory.
 //
-//   lorarar_program_memory PROGRAM.pte [METHOD] [--runs N]
+//   lorarar_program_memory PROGRAM.pte [METHOD] [--runs N] [--packed-cache FILE]
 //
 // Prints one JSON object. Inputs are zeros of the shapes the method declares.
 #include <sys/stat.h>
@@ -48,15 +48,18 @@ int fail(const lorarar::Status& s) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s PROGRAM.pte [METHOD] [--runs N]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s PROGRAM.pte [METHOD] [--runs N] [--packed-cache FILE]\n", argv[0]);
     return 2;
   }
   const std::string pte = argv[1];
   std::string method = "forward";
+  std::string packed_cache;
   int runs = 1;
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
       runs = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--packed-cache") == 0 && i + 1 < argc) {
+      packed_cache = argv[++i];
     } else {
       method = argv[i];
     }
@@ -67,7 +70,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::vector<std::string> stages{stage("start")};
-  auto runner = lorarar::ProgramRunner::open_program(pte, "");
+  const auto load_start = std::chrono::steady_clock::now();
+  auto runner = lorarar::ProgramRunner::open_program(pte, "", lorarar::Workspace::kShared, packed_cache);
   if (!runner.ok()) return fail(runner.status());
   stages.push_back(stage("program_loaded"));
   auto sizes = runner.get()->planned_sizes({method});
@@ -79,6 +83,8 @@ int main(int argc, char** argv) {
   for (size_t s : sizes.get()) planned_bytes += s;
   if (auto s = runner.get()->load_methods({method}, &planned); !s.is_ok()) return fail(s);
   stages.push_back(stage("method_loaded"));
+  const double load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
   auto specs = runner.get()->input_specs(method);
   if (!specs.ok()) return fail(specs.status());
   std::vector<std::vector<int64_t>> buffers;  // int64 elements hold float32 zeros too
@@ -96,17 +102,23 @@ int main(int argc, char** argv) {
   }
   stages.push_back(stage("inputs_ready"));
   std::vector<double> ms;
+  double checksum = 0;  // the outputs' sum: runs with and without a packed cache must agree
   for (int r = 0; r < runs; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     auto out = runner.get()->run(method, inputs);
     if (!out.ok()) return fail(out.status());
+    checksum = 0;
+    for (const auto& t : out.get()) {
+      for (float v : t.data) checksum += v;
+    }
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   stages.push_back(stage("after_run"));
   std::printf(
       "{\"program\": \"%s\", \"method\": \"%s\", \"program_kb\": %lld, \"planned_kb\": %zu, "
-      "\"peak_rss_kb\": %ld, \"run_ms\": [",
-      pte.c_str(), method.c_str(), static_cast<long long>(st.st_size) / 1024, planned_bytes / 1024, status_kb("VmHWM"));
+      "\"peak_rss_kb\": %ld, \"load_ms\": %.1f, \"checksum\": %.9g, \"run_ms\": [",
+      pte.c_str(), method.c_str(), static_cast<long long>(st.st_size) / 1024, planned_bytes / 1024, status_kb("VmHWM"),
+      load_ms, checksum);
   for (size_t i = 0; i < ms.size(); ++i) std::printf("%s%.1f", i ? ", " : "", ms[i]);
   std::printf("], \"rss_kb\": {");
   for (size_t i = 0; i < stages.size(); ++i) std::printf("%s%s", i ? ", " : "", stages[i].c_str());

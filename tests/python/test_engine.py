@@ -167,6 +167,39 @@ def test_contexts_run_concurrently(xnnpack_bundle: Path, pair: tuple[Path, Path]
         assert np.array_equal(results[seed], expected[seed])
 
 
+def test_packed_weight_cache_gives_the_same_images(
+    engine: Engine, xnnpack_bundle: Path, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """packed_cache_dir: one file per program named by its sha256, written by the first load and mapped by the
+    next; a damaged file is rewritten. Every load gives the heap-packed engine's image, bit for bit."""
+    content, style = (LoraFile.load(str(p)) for p in pair)
+
+    def image(e: Engine) -> np.ndarray:
+        ctx = Context.create(e)
+        ctx.set_loras(content, style, method="hypernet")
+        return ctx.generate(PROMPT, steps=3, seed=6)[0]
+
+    want = image(engine)
+    cache = tmp_path / "packed"
+    cache.mkdir()
+    manifest = json.loads((xnnpack_bundle / "manifest.json").read_text())
+    programs = {f for p in manifest["programs"].values() for f in p["files"].values()}
+    names = {f"lorarar-{manifest['files'][f]['sha256']}.xnnpack" for f in programs}
+    assert np.array_equal(image(Engine.load(str(xnnpack_bundle), n_threads=2, packed_cache_dir=str(cache))), want)
+    assert {f.name for f in cache.iterdir()} == names
+    unet = cache / f"lorarar-{manifest['files'][manifest['programs']['unet']['files']['forward']]['sha256']}.xnnpack"
+    written = unet.read_bytes()
+    assert np.array_equal(image(Engine.load(str(xnnpack_bundle), n_threads=2, packed_cache_dir=str(cache))), want)
+    for damage in (written[: len(written) // 2], b"not a cache", written[:-8] + b"\xff" * 8):
+        unet.write_bytes(damage)
+        again = Engine.load(str(xnnpack_bundle), n_threads=2, packed_cache_dir=str(cache))
+        assert np.array_equal(image(again), want)
+        assert unet.read_bytes() == written
+    with pytest.raises(LoraError) as e:
+        Engine.load(str(xnnpack_bundle), packed_cache_dir=str(tmp_path / "missing"))
+    assert str(e.value) == f"{tmp_path / 'missing'}: packed_cache_dir is not a folder"
+
+
 def test_contexts_interleave(engine: Engine, pair: tuple[Path, Path]) -> None:
     """Contexts share packed weights and a workspace, and each context's programs share one planned-memory
     arena: generating in one context between two generations of another changes neither."""

@@ -1,4 +1,5 @@
 import CLorarar
+import Foundation
 
 /// A bundle made by `lorarar export --backend xnnpack`: text encoder, UNet with a LoRA slot, VAE decoder and the
 /// LoRA.rar hypernetwork as ExecuTorch programs, plus tokenizer and scheduler files (`lorarar_engine`).
@@ -28,14 +29,21 @@ public final class Engine: @unchecked Sendable {
     ///   - verifyChecksums: check the sha256 of every bundle file against the manifest; nil: the default (yes).
     ///   - parallelContexts: give each context its own activation workspace, so contexts generate in parallel at
     ///     more memory each; nil: the default (no: they share one and take turns per delegate call).
+    ///   - packedCacheDir: an existing folder private to the app (its Caches directory): the first load writes
+    ///     each program's XNNPACK-packed weights there, later loads map them (no repacking; clean pages the OS
+    ///     can evict instead of heap); nil: packed on the heap at every load.
     /// - Throws: `LorararError`, e.g. `.notFound` "`<dir>: no manifest.json (not a bundle, or an unfinished export)`".
     public init(bundlePath: String, threads: Int? = nil, verifyChecksums: Bool? = nil,
-                parallelContexts: Bool? = nil) throws {
+                parallelContexts: Bool? = nil, packedCacheDir: String? = nil) throws {
         var params = lorarar_engine_default_params()
         if let t = threads { params.n_threads = Int32(clamping: t) }
         if let v = verifyChecksums { params.verify_checksums = v ? 1 : 0 }
         if let p = parallelContexts { params.parallel_contexts = p ? 1 : 0 }
         var out: OpaquePointer?
+        // The C string must outlive the call: strdup'd, freed after it (the engine copies the path).
+        let cacheDir = packedCacheDir.map { strdup($0) } ?? nil
+        defer { free(cacheDir) }
+        params.packed_cache_dir = UnsafePointer(cacheDir)
         try LorararError.check(lorarar_engine_load(bundlePath, &params, &out))
         guard let h = out else { throw LorararError(status: .internalError, message: "\(bundlePath): no handle") }
         var c = lorarar_engine_info()

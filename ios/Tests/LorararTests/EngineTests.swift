@@ -69,6 +69,23 @@ final class EngineTests: XCTestCase {
         XCTAssertNotEqual(direct.rgb, baseOnly.rgb)
     }
 
+    func testPackedWeightCacheGivesTheSameImage() async throws {
+        let bundle = ProcessInfo.processInfo.environment["LORARAR_TEST_BUNDLE"]!
+        try context.setLoras(content: content, style: style, method: .direct)
+        let want = try context.generateBlocking(params(2))
+        let cache = dir.appendingPathComponent("packed")
+        try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
+        for _ in 0..<2 {  // the first load writes the packed weights, the second maps them
+            let cached = try Engine(bundlePath: bundle, threads: 2, packedCacheDir: cache.path)
+            let c = try cached.makeContext()
+            try c.setLoras(content: content, style: style, method: .direct)
+            XCTAssertEqual(try c.generateBlocking(params(2)).rgb, want.rgb)
+        }
+        let written = try FileManager.default.contentsOfDirectory(atPath: cache.path)
+        XCTAssertFalse(written.isEmpty)
+        XCTAssertTrue(written.allSatisfy { $0.hasPrefix("lorarar-") && $0.hasSuffix(".xnnpack") })
+    }
+
     func testProgressCallbackCancels() async throws {
         do {
             _ = try await context.generate(params(5)) { $0.step < 2 }

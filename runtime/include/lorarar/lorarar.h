@@ -209,6 +209,14 @@ typedef struct lorarar_engine_params {
    * 1: each context's programs get their own, so contexts run in parallel at
    * more memory each. Packed weights are shared by all contexts either way. */
   int parallel_contexts;
+  /* default NULL: XNNPACK packs the weights on the heap at every load. An
+   * existing writable folder (the app's cache dir): the first load writes
+   * each program's packed weights there (one file per program, named by its
+   * sha256; a bad or truncated file is rewritten), later loads map them:
+   * no repacking, and the weights are clean file pages the OS can evict
+   * instead of heap. The folder must stay private to the app: the mapped
+   * weights are not checksummed at load. */
+  const char* packed_cache_dir;
 } lorarar_engine_params;
 
 LORARAR_API lorarar_engine_params lorarar_engine_default_params(void);

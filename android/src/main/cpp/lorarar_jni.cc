@@ -593,13 +593,16 @@ jintArray EngineDefaults(JNIEnv* env, jclass) {
   return out;
 }
 
-jlong EngineLoad(JNIEnv* env, jclass, jstring dir, jint threads, jboolean verify, jboolean parallel) {
-  std::string d;
+jlong EngineLoad(JNIEnv* env, jclass, jstring dir, jint threads, jboolean verify, jboolean parallel,
+                 jstring packed_cache) {
+  std::string d, cache;
   if (!from_jstring(env, dir, "bundleDir", &d)) return 0;
+  if (packed_cache && !from_jstring(env, packed_cache, "packedCacheDir", &cache)) return 0;
   lorarar_engine_params params = lorarar_engine_default_params();
   params.n_threads = threads;
   params.verify_checksums = verify ? 1 : 0;
   params.parallel_contexts = parallel ? 1 : 0;
+  if (packed_cache) params.packed_cache_dir = cache.c_str();
   lorarar_engine* engine = nullptr;
   const lorarar_status s = lorarar_engine_load(d.c_str(), &params, &engine);
   if (s != LORARAR_OK) return fail(env, s);
@@ -848,7 +851,7 @@ const JNINativeMethod kMethods[] = {
     LORARAR_NATIVE("fuseWeights16", "(JLjava/lang/String;[SIJJFILjava/lang/String;)V", FuseWeights16),
     LORARAR_NATIVE("fuseUnetDir", "(JJLjava/lang/String;FILjava/lang/String;)V", FuseUnetDir),
     LORARAR_NATIVE("engineDefaults", "()[I", EngineDefaults),
-    LORARAR_NATIVE("engineLoad", "(Ljava/lang/String;IZZ)J", EngineLoad),
+    LORARAR_NATIVE("engineLoad", "(Ljava/lang/String;IZZLjava/lang/String;)J", EngineLoad),
     LORARAR_NATIVE("engineInfo", "(J)Lai/lorarar/EngineInfo;", EngineInfo),
     LORARAR_NATIVE("engineCheckLora", "(JJ)V", EngineCheckLora),
     LORARAR_NATIVE("engineFree", "(J)V", EngineFree),

@@ -53,8 +53,26 @@ public final class Engine implements AutoCloseable {
    */
   public static Engine load(
       String bundleDir, int threads, boolean verifyChecksums, boolean parallelContexts) {
+    return load(bundleDir, threads, verifyChecksums, parallelContexts, null);
+  }
+
+  /**
+   * Loads a bundle ({@code lorarar_engine_load}) keeping XNNPACK's packed weights in a folder.
+   *
+   * @param packedCacheDir an existing folder private to the app (e.g. {@code
+   *     context.getCacheDir()}): the first load writes each program's packed weights there, later
+   *     loads map them (no repacking; clean file pages the OS can evict instead of heap); null:
+   *     packed on the heap at every load
+   */
+  public static Engine load(
+      String bundleDir,
+      int threads,
+      boolean verifyChecksums,
+      boolean parallelContexts,
+      String packedCacheDir) {
     Checks.notNull(bundleDir, "bundleDir");
-    long pointer = NativeBridge.engineLoad(bundleDir, threads, verifyChecksums, parallelContexts);
+    long pointer =
+        NativeBridge.engineLoad(bundleDir, threads, verifyChecksums, parallelContexts, packedCacheDir);
     EngineInfo info;
     try {
       info = NativeBridge.engineInfo(pointer);

@@ -120,7 +120,11 @@ final class NativeBridge {
   static native int[] engineDefaults();
 
   static native long engineLoad(
-      String bundleDir, int threads, boolean verifyChecksums, boolean parallelContexts);
+      String bundleDir,
+      int threads,
+      boolean verifyChecksums,
+      boolean parallelContexts,
+      String packedCacheDir);
 
   static native EngineInfo engineInfo(long engine);
 

@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
 import org.junit.After;
 import org.junit.AfterClass;
 import org.junit.Assume;
@@ -329,6 +330,32 @@ public class EngineTest {
     expectError(Status.INVALID_ARGUMENT, "content must not be null",
         () -> ctx.setLoras(null, style, ApplyMethod.DIRECT, 1, 1));
     expectError(Status.INVALID_ARGUMENT, "method must not be null", () -> ctx.setLoras(content, style, null, 1, 1));
+  }
+
+  @Test
+  public void packedWeightCacheGivesTheSameImage() throws Exception {
+    needBundle();
+    Path cache = Files.createTempDirectory("lorarar-packed");
+    Context reference = engine.newContext();
+    reference.setLoras(content, style, ApplyMethod.DIRECT, 1.0f, 1.0f);
+    byte[] want = reference.generate(params(2)).rgb();
+    reference.close();
+    for (int load = 0; load < 2; ++load) {  // the first writes the packed weights, the second maps them
+      try (Engine cached = Engine.load(bundle.toString(), 1, false, false, cache.toString());
+          Context c = cached.newContext()) {
+        c.setLoras(content, style, ApplyMethod.DIRECT, 1.0f, 1.0f);
+        assertArrayEquals(want, c.generate(params(2)).rgb());
+      }
+      try (Stream<Path> packed = Files.list(cache);
+          Stream<Path> programs = Files.list(bundle)) {
+        assertEquals(  // one file per program
+            programs.filter(f -> f.getFileName().toString().endsWith(".pte")).count(),
+            packed.filter(f -> f.getFileName().toString().endsWith(".xnnpack")).count());
+      }
+    }
+    Path missing = cache.resolve("missing");
+    expectError(Status.NOT_FOUND, missing + ": packed_cache_dir is not a folder",
+        () -> Engine.load(bundle.toString(), 1, false, false, missing.toString()));
   }
 
   @Test

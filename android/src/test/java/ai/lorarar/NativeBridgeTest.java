@@ -16,7 +16,7 @@ public class NativeBridgeTest {
     expectError(ARG, "path must not be null", () -> NativeBridge.loraLoad(null, 0, true));
     expectError(ARG, "dir must not be null", () -> NativeBridge.baseOpenUnet(null));
     expectError(ARG, "path must not be null", () -> NativeBridge.coeffsLoad(null));
-    expectError(ARG, "bundleDir must not be null", () -> NativeBridge.engineLoad(null, 0, true, false));
+    expectError(ARG, "bundleDir must not be null", () -> NativeBridge.engineLoad(null, 0, true, false, null));
     long coeffs = NativeBridge.coeffsCreate();
     try {
       expectError(ARG, "module must not be null", () -> NativeBridge.coeffsSet(coeffs, null, new float[1],
