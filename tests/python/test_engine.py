@@ -281,3 +281,30 @@ def test_bundle_errors_name_the_file(xnnpack_bundle: Path, tmp_path: Path) -> No
         f"{broken / 'manifest.json'}: programs.hypernet.methods.{name}.rank is 99, outside 1..8 (the hypernetwork's "
         "rank)"
     )
+
+
+def test_generate_command_writes_the_engines_image(
+    engine: Engine, xnnpack_bundle: Path, pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lorarar generate --engine native`` writes the image the Context API gives, with or without --packed-cache
+    (first run writes the cache, second maps it); its --json names the prompt and the timings."""
+    from PIL import Image
+
+    from lorarar.cli.main import main
+
+    ctx = Context.create(engine)
+    ctx.set_loras(LoraFile.load(str(pair[0])), LoraFile.load(str(pair[1])), method="direct")
+    want = np.asarray(ctx.generate(PROMPT, "", 3, 5.0, "ddim", 8)[0])
+    cache = tmp_path / "packed"
+    cache.mkdir()
+    common = ["generate", "--bundle", str(xnnpack_bundle), "--content", str(pair[0]), "--style", str(pair[1])]
+    common += ["--method", "direct", "--prompt", PROMPT, "--steps", "3", "--seed", "8", "--threads", "2", "--json"]
+    for run, extra in enumerate(([], ["--packed-cache", str(cache)], ["--packed-cache", str(cache)])):
+        out = tmp_path / f"{run}.png"
+        assert main([*common, *extra, "--out", str(out)]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["engine"] == "native" and report["prompt"] == PROMPT and report["merge_ms"] > 0
+        assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), want)
+    assert len(list(cache.glob("lorarar-*.xnnpack"))) == len(list(xnnpack_bundle.glob("*.pte")))
+    assert main([*common, "--engine", "torch", "--packed-cache", str(cache), "--out", str(tmp_path / "t.png")]) == 2
+    assert capsys.readouterr().err == "error: --packed-cache is for the native engine (--engine native)\n"

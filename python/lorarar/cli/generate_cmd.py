@@ -39,6 +39,12 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--threads", type=non_negative_int, default=0, help="1: single-threaded; 0: all cores")
     p.add_argument("--engine", choices=("native", "torch"), default="native")
+    p.add_argument(
+        "--packed-cache",
+        type=Path,
+        metavar="DIR",
+        help="native engine: keep XNNPACK's packed weights in this existing folder (written once, mapped after)",
+    )
     p.add_argument("--json", action="store_true", help="print the timings as one JSON object")
     p.add_argument("--out", type=Path, required=True, metavar="IMG.png")
     p.set_defaults(run=run)
@@ -87,7 +93,7 @@ def generate_native(
     from lorarar._native import Context, Engine, LoraFile
 
     t0 = time.perf_counter()
-    engine = Engine.load(str(bundle), args.threads)
+    engine = Engine.load(str(bundle), args.threads, packed_cache_dir=str(args.packed_cache or ""))
     ctx = Context.create(engine)
     t_load = time.perf_counter()
     loras = [LoraFile.load(str(p)) if p else None for p in (content, style)]
@@ -118,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         from lorarar.world import catalog
 
         args.guidance = catalog.GUIDANCE if args.bundle is None else 5.0
+    if args.packed_cache is not None and args.engine != "native":
+        raise LoraError("--packed-cache is for the native engine (--engine native)")
     if args.engine == "native":
         image, timings = generate_native(args, content, style, prompt, bundle)
     else:
