@@ -312,9 +312,9 @@ def main() -> None:
                 row["speedup_vs_int8"] = medians[(v.replace("w8a8", "int8"), t)] / row["median"]
             if ("eager", t) in medians and v != "eager":
                 row["speedup_vs_eager"] = medians[("eager", t)] / row["median"]
-            emit(row)
             if v.endswith(UNCHUNKED) and (v.removesuffix(UNCHUNKED), t) in medians:
                 row["chunked_speedup"] = row["median"] / medians[(v.removesuffix(UNCHUNKED), t)]
+            emit(row)
     for v, path in files.items():
         if v.startswith("et-"):
             for row in program_memory(args, v, path):
@@ -340,13 +340,10 @@ def program_memory(args: argparse.Namespace, variant: str, pte: Path) -> list[di
         packed = pte.parent / "unet.xnnpack"
         packed.unlink(missing_ok=True)
         reports = {}
-        for label, extra in (("heap", []), ("writes_cache", ["--packed-cache", str(packed)])):
+        cached = ["--packed-cache", str(packed)]
+        for label, extra in (("heap", []), ("writes_cache", cached), ("packed_cache", cached)):
             run = subprocess.run([str(PROGRAM_MEMORY), str(pte), *extra], check=True, capture_output=True, text=True)
             reports[label] = json.loads(run.stdout.strip().splitlines()[-1])
-        run = subprocess.run(
-            [str(PROGRAM_MEMORY), str(pte), "--packed-cache", str(packed)], check=True, capture_output=True, text=True
-        )
-        reports["packed_cache"] = json.loads(run.stdout.strip().splitlines()[-1])
         packed.unlink()
         if args.work is not None:
             cache.write_text(json.dumps({"reports": reports, "exporter_source": source}))

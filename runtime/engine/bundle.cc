@@ -88,14 +88,14 @@ class Reader {
   std::string file_;
 };
 
+// `files` is the manifest's object, whose sha256 values bundle.file_sha256 holds already.
 Status verify_files(const Bundle& bundle, const json::Value& files, const Reader& r) {
-  if (!files.is_object()) return r.fail("files", "is not an object");
   for (const auto& [rel, entry] : files.as_object()) {
     if (rel.empty() || rel[0] == '/' || rel.find("..") != std::string::npos) {
       return r.fail("files", "lists a path outside the bundle: " + json::quote(rel));
     }
     const std::string full = bundle.path(rel);
-    LORARAR_ASSIGN_OR_RETURN(std::string want, r.str(entry, "sha256", "files." + rel));
+    const std::string& want = bundle.file_sha256.at(rel);
     LORARAR_ASSIGN_OR_RETURN(int64_t bytes, r.integer(entry, "bytes", "files." + rel));
     auto map = MappedFile::open(full);
     if (!map.ok()) return map.status().with_context(full);
@@ -134,12 +134,11 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
                                                ", this engine reads " + std::to_string(kFormatVersion));
   }
   LORARAR_ASSIGN_OR_RETURN(const json::Value* all_files, r.get(m, "files", "manifest"));
-  if (verify_checksums) LORARAR_RETURN_IF_ERROR(verify_files(b, *all_files, r));
   if (!all_files->is_object()) return r.fail("files", "is not an object");
   for (const auto& [rel, entry] : all_files->as_object()) {
-    LORARAR_ASSIGN_OR_RETURN(std::string sha, r.str(entry, "sha256", "files." + rel));
-    b.file_sha256[rel] = sha;
+    LORARAR_ASSIGN_OR_RETURN(b.file_sha256[rel], r.str(entry, "sha256", "files." + rel));
   }
+  if (verify_checksums) LORARAR_RETURN_IF_ERROR(verify_files(b, *all_files, r));
 
   LORARAR_ASSIGN_OR_RETURN(const json::Value* backend, r.get(m, "backend", "manifest"));
   LORARAR_ASSIGN_OR_RETURN(b.backend, r.str(*backend, "name", "backend"));

@@ -11,8 +11,9 @@ import numpy as np
 from lorarar._native import Adapter, LoraFile, load_coefficients
 from lorarar.cli.common import finite_float, load_lora, open_base
 from lorarar.errors import LoraError
+from lorarar.merge.peft_merge import PEFT_METHODS
 
-METHODS = ("direct", "columns", "hypernet", "ziplora", "peft-cat", "peft-ties", "peft-dare")
+METHODS = ("direct", "columns", "hypernet", "ziplora", *PEFT_METHODS)
 
 
 def register(sub: Any) -> None:

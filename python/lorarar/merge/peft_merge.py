@@ -10,13 +10,15 @@ loses nothing); the plain ones merge A and B separately, which is not TIES on th
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from lorarar._native import Adapter, LoraFile
+from lorarar._native import Adapter, LayerInfo, LoraFile
 from lorarar.errors import LoraError
+
+if TYPE_CHECKING:
+    import torch
 
 # method name -> (peft combination_type, density: the fraction of delta entries TIES/DARE keep)
 PEFT_METHODS: dict[str, tuple[str, float | None]] = {
@@ -28,6 +30,8 @@ PEFT_METHODS: dict[str, tuple[str, float | None]] = {
 
 def _skeleton(layers: dict[str, tuple[int, int]]) -> torch.nn.Module:
     """Nested modules with an ``nn.Linear(in, out)`` (meta-free, bias-less) at every dotted layer name."""
+    import torch
+
     root = torch.nn.Module()
     for name, (n_in, n_out) in layers.items():
         parent = root
@@ -40,10 +44,11 @@ def _skeleton(layers: dict[str, tuple[int, int]]) -> torch.nn.Module:
     return root
 
 
-def _padded(lora: LoraFile, module: str, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _padded(lora: LoraFile, layer: LayerInfo, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(A, B * scale) zero-padded to ``rank``: the same delta, in a peft adapter with alpha = r (scaling 1)."""
-    down, up = lora.factors(module)
-    layer = next(layer for layer in lora.layers if layer.name == module)
+    import torch
+
+    down, up = lora.factors(layer.name)
     a = np.zeros((rank, down.shape[1]), np.float32)
     b = np.zeros((up.shape[0], rank), np.float32)
     a[: down.shape[0]] = down
@@ -60,6 +65,7 @@ def peft_merge(
     seed: int = 0,
 ) -> Adapter:
     """The pair merged by peft's ``add_weighted_adapter`` (weights = the two scales); DARE's random drop is seeded."""
+    import torch
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save
@@ -85,9 +91,9 @@ def peft_merge(
         else:
             model.add_adapter(adapter, config)
         state = {}
-        for name in mine:
-            a, b = _padded(lora, name, ranks[adapter])
-            key = f"base_model.model.{name}"  # peft's wrapper prefix
+        for layer in lora.layers:
+            a, b = _padded(lora, layer, ranks[adapter])
+            key = f"base_model.model.{layer.name}"  # peft's wrapper prefix
             state[f"{key}.lora_A.weight"], state[f"{key}.lora_B.weight"] = a, b
         result = set_peft_model_state_dict(model, state, adapter_name=adapter)
         if result.unexpected_keys:

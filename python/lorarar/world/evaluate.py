@@ -30,14 +30,18 @@ RESULTS = catalog.repo_root() / "benchmarks" / "results"
 ALONE = ("content", "style")  # one LoRA of the pair alone, under its own prompt
 
 
-def check_methods(specs: list[str], bundle: Path | None) -> None:
-    """Each spec is a merge method (``merge.methods``, optionally ``NAME@WC:WS``) or one LoRA alone."""
+def method_name(spec: str) -> str:
+    """The method of a spec: one LoRA alone, or a merge method (``merge.methods``, optionally ``NAME@WC:WS``)."""
     from lorarar.merge.methods import parse_method
 
+    return spec if spec in ALONE else parse_method(spec)[0]
+
+
+def check_methods(specs: list[str], bundle: Path | None) -> None:
     if not specs:
         raise LoraError("--methods: no method given")
     for spec in specs:
-        name = spec if spec in ALONE else parse_method(spec)[0]
+        name = method_name(spec)
         if name == "columns":
             raise LoraError("--methods: columns needs a coefficient file per pair; use lorarar merge --coeffs")
         if bundle is not None and name not in ("direct", "hypernet", *ALONE):
@@ -50,7 +54,7 @@ class ReferenceImages:
     def __init__(self, root: Path | None, methods: list[str], hypernet_dir: Path | None) -> None:
         from lorarar.merge.methods import load_hypernet
 
-        names = {m.partition("@")[0] for m in methods}
+        names = {method_name(m) for m in methods}
         self.root = root
         self.pipe = load_pipeline(root)
         self.hypernet = load_hypernet(hypernet_dir or catalog.paths(root).hypernet) if "hypernet" in names else None
@@ -78,7 +82,7 @@ class BundleImages:
 
         self.paths = catalog.paths(root)
         self.engine = Engine.load(str(bundle))
-        if any(m.partition("@")[0] == "hypernet" for m in methods) and not self.engine.has_hypernet:
+        if "hypernet" in {method_name(m) for m in methods} and not self.engine.has_hypernet:
             raise LoraError(f"{bundle}: the bundle has no hypernetwork program (method hypernet)")
         self.context = Context.create(self.engine)
 

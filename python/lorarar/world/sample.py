@@ -64,8 +64,7 @@ def lora_for(
     from lorarar.merge.methods import load_hypernet, merge, parse_method
 
     assert content and style
-    spec = method
-    method, content_scale, style_scale = parse_method(spec)
+    method, content_scale, style_scale = parse_method(method)
     if method == "hypernet" and hypernet is None:
         hypernet = load_hypernet(paths.hypernet)
     if method == "ziplora" and world is None:
