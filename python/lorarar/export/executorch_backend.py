@@ -154,21 +154,40 @@ def _stamp_traced_order(gm: torch.fx.GraphModule) -> None:
 
 def _sort_in_traced_order(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """``legalize_graph`` for lowering: a topological sort that takes, among the ready nodes, the one traced first.
-    A node made by lowering (a delegate call, its getitems) goes where its first user was traced: as late as it
-    can, so its outputs live no longer than needed."""
+    A fused partition (a submodule or delegate call) counts as traced where its first node was; a node lowering
+    made up goes right after its input (getitem) or before its first user (the lowered module's get_attr)."""
     import heapq
 
     nodes = list(gm.graph.nodes)
     position = {node: i for i, node in enumerate(nodes)}
     keys: dict[torch.fx.Node, float] = {}
 
+    def fused_nodes(node: torch.fx.Node) -> list[torch.fx.Node]:
+        if node.op == "call_module":
+            return list(gm.get_submodule(str(node.target)).graph.nodes)
+        lowered = node.args[0] if node.op == "call_function" and node.args else None
+        if isinstance(lowered, torch.fx.Node) and lowered.op == "get_attr":
+            original = getattr(gm.get_submodule(str(lowered.target)), "original_module", None)
+            if original is not None:
+                return list(original.graph.nodes)
+        return []
+
     def key(node: torch.fx.Node) -> float:
         if node not in keys:
+            keys[node] = float("inf")  # while computing: a lowering-made cycle cannot recurse forever
             traced = node.meta.get(TRACED_ORDER)
-            keys[node] = float(traced) if traced is not None else min(map(key, node.users), default=float("inf"))
+            if traced is None:
+                inside = [n.meta[TRACED_ORDER] for n in fused_nodes(node) if TRACED_ORDER in n.meta]
+                if inside:
+                    traced = min(inside)
+                elif node.all_input_nodes:
+                    traced = max(map(key, node.all_input_nodes))
+                else:
+                    traced = min(map(key, node.users), default=float("inf"))
+            keys[node] = float(traced)
         return keys[node]
 
-    for node in reversed(nodes):  # users first, so key() recurses at most one lowering-made chain deep
+    for node in nodes:
         key(node)
     pending = {node: len(node.all_input_nodes) for node in nodes}
     ready = [(keys[n], position[n], n) for n in nodes if pending[n] == 0]
