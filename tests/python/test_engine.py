@@ -200,6 +200,46 @@ def test_packed_weight_cache_gives_the_same_images(
     assert str(e.value) == f"{tmp_path / 'missing'}: packed_cache_dir is not a folder"
 
 
+def test_contexts_created_at_once_share_one_packed_cache(
+    engine: Engine, xnnpack_bundle: Path, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Contexts created by four threads at once on an engine whose packed weight cache is still empty: one file
+    per program, written once, and every thread's image is the heap-packed engine's; a later engine maps them."""
+    content, style = (LoraFile.load(str(p)) for p in pair)
+
+    def image(e: Engine) -> np.ndarray:
+        ctx = Context.create(e)
+        ctx.set_loras(content, style, method="direct")
+        return ctx.generate(PROMPT, steps=2, seed=8)[0]
+
+    want = image(engine)
+    cache = tmp_path / "packed"
+    cache.mkdir()
+    shared = Engine.load(str(xnnpack_bundle), n_threads=2, packed_cache_dir=str(cache))
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(i: int) -> None:
+        try:
+            start.wait()
+            results[i] = image(shared)
+        except BaseException as e:  # a thread's exception does not reach the test by itself
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(np.array_equal(results[i], want) for i in range(4))
+    manifest = json.loads((xnnpack_bundle / "manifest.json").read_text())
+    programs = {f for p in manifest["programs"].values() for f in p["files"].values()}
+    assert {f.name for f in cache.iterdir()} == {f"lorarar-{manifest['files'][f]['sha256']}.xnnpack" for f in programs}
+    assert np.array_equal(image(Engine.load(str(xnnpack_bundle), n_threads=2, packed_cache_dir=str(cache))), want)
+
+
 def test_contexts_interleave(engine: Engine, pair: tuple[Path, Path]) -> None:
     """Contexts share packed weights and a workspace, and each context's programs share one planned-memory
     arena: generating in one context between two generations of another changes neither."""
