@@ -164,7 +164,8 @@ def _sort_in_traced_order(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
 
     def fused_nodes(node: torch.fx.Node) -> list[torch.fx.Node]:
         if node.op == "call_module":
-            return list(gm.get_submodule(str(node.target)).graph.nodes)
+            submodule = gm.get_submodule(str(node.target))
+            return list(submodule.graph.nodes) if isinstance(submodule, torch.fx.GraphModule) else []
         lowered = node.args[0] if node.op == "call_function" and node.args else None
         if isinstance(lowered, torch.fx.Node) and lowered.op == "get_attr":
             original = getattr(gm.get_submodule(str(lowered.target)), "original_module", None)
