@@ -167,27 +167,38 @@ def test_contexts_run_concurrently(xnnpack_bundle: Path, pair: tuple[Path, Path]
         assert np.array_equal(results[seed], expected[seed])
 
 
+def packed_cache_files(bundle: Path) -> dict[str, str]:
+    """Program -> the file name the engine gives its packed weights (lorarar-<program sha256>.xnnpack)."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    return {
+        f"{program}.{method}": f"lorarar-{manifest['files'][f]['sha256']}.xnnpack"
+        for program, p in manifest["programs"].items()
+        for method, f in p["files"].items()
+    }
+
+
+def pair_image(e: Engine, pair: tuple[Path, Path], method: str, steps: int, seed: int) -> np.ndarray:
+    ctx = Context.create(e)
+    ctx.set_loras(*(LoraFile.load(str(p)) for p in pair), method=method)
+    return ctx.generate(PROMPT, steps=steps, seed=seed)[0]
+
+
 def test_packed_weight_cache_gives_the_same_images(
     engine: Engine, xnnpack_bundle: Path, pair: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """packed_cache_dir: one file per program named by its sha256, written by the first load and mapped by the
     next; a damaged file is rewritten. Every load gives the heap-packed engine's image, bit for bit."""
-    content, style = (LoraFile.load(str(p)) for p in pair)
 
     def image(e: Engine) -> np.ndarray:
-        ctx = Context.create(e)
-        ctx.set_loras(content, style, method="hypernet")
-        return ctx.generate(PROMPT, steps=3, seed=6)[0]
+        return pair_image(e, pair, "hypernet", steps=3, seed=6)
 
     want = image(engine)
     cache = tmp_path / "packed"
     cache.mkdir()
-    manifest = json.loads((xnnpack_bundle / "manifest.json").read_text())
-    programs = {f for p in manifest["programs"].values() for f in p["files"].values()}
-    names = {f"lorarar-{manifest['files'][f]['sha256']}.xnnpack" for f in programs}
+    names = packed_cache_files(xnnpack_bundle)
     assert np.array_equal(image(Engine.load(str(xnnpack_bundle), n_threads=2, packed_cache_dir=str(cache))), want)
-    assert {f.name for f in cache.iterdir()} == names
-    unet = cache / f"lorarar-{manifest['files'][manifest['programs']['unet']['files']['forward']]['sha256']}.xnnpack"
+    assert {f.name for f in cache.iterdir()} == set(names.values())
+    unet = cache / names["unet.forward"]
     written = unet.read_bytes()
     assert np.array_equal(image(Engine.load(str(xnnpack_bundle), n_threads=2, packed_cache_dir=str(cache))), want)
     for damage in (written[: len(written) // 2], b"not a cache", written[:-8] + b"\xff" * 8):
@@ -205,12 +216,9 @@ def test_contexts_created_at_once_share_one_packed_cache(
 ) -> None:
     """Contexts created by four threads at once on an engine whose packed weight cache is still empty: one file
     per program, written once, and every thread's image is the heap-packed engine's; a later engine maps them."""
-    content, style = (LoraFile.load(str(p)) for p in pair)
 
     def image(e: Engine) -> np.ndarray:
-        ctx = Context.create(e)
-        ctx.set_loras(content, style, method="direct")
-        return ctx.generate(PROMPT, steps=2, seed=8)[0]
+        return pair_image(e, pair, "direct", steps=2, seed=8)
 
     want = image(engine)
     cache = tmp_path / "packed"
@@ -234,9 +242,7 @@ def test_contexts_created_at_once_share_one_packed_cache(
         t.join()
     assert errors == []
     assert all(np.array_equal(results[i], want) for i in range(4))
-    manifest = json.loads((xnnpack_bundle / "manifest.json").read_text())
-    programs = {f for p in manifest["programs"].values() for f in p["files"].values()}
-    assert {f.name for f in cache.iterdir()} == {f"lorarar-{manifest['files'][f]['sha256']}.xnnpack" for f in programs}
+    assert {f.name for f in cache.iterdir()} == set(packed_cache_files(xnnpack_bundle).values())
     assert np.array_equal(image(Engine.load(str(xnnpack_bundle), n_threads=2, packed_cache_dir=str(cache))), want)
 
 
