@@ -65,12 +65,16 @@ def unet_config(preset: str) -> dict[str, Any]:
 UNCHUNKED = "-unchunked"
 
 
+def has_slot(variant: str) -> bool:
+    return variant.removesuffix(UNCHUNKED).endswith("slot")
+
+
 def build(preset: str, variant: str, max_rank: int) -> Any:
     """The UNet step component of a variant (slot or fused) with random weights."""
     from lorarar.export import graph_forms, source, unet
 
     model = source.random_unet(unet_config(preset), seed=0)
-    layout = unet.slot_layout(model, max_rank) if variant.removesuffix(UNCHUNKED).endswith("slot") else None
+    layout = unet.slot_layout(model, max_rank) if has_slot(variant) else None
     forms = tuple(f for f in graph_forms.FORMS if not (variant.endswith(UNCHUNKED) and f == "chunked-attention"))
     return unet.convert(model, layout, forms=forms)
 
@@ -303,7 +307,7 @@ def main() -> None:
             r = child("latency", args, v, files.get(v, work / v / "none"), t)
             medians[(v, t)] = statistics.median(r["samples"])
             row = stats(f"unet_step/{args.preset}/{v}/{t}t", "ms", r["samples"], threads=t, load_ms=round(r["load_ms"]))
-            f = flops_slot if v.removesuffix(UNCHUNKED).endswith("slot") else flops
+            f = flops_slot if has_slot(v) else flops
             row["gflop_per_s"] = f / (row["median"] / 1e3) / 1e9
             row["fraction_of_peak"] = row["gflop_per_s"] / peaks[t]
             if v.endswith("slot") and (v.replace("slot", "fused"), t) in medians:
@@ -334,8 +338,9 @@ def program_memory(args: argparse.Namespace, variant: str, pte: Path) -> list[di
         return []
     cache = pte.parent / "memory.json"
     source = exporter_digest()
-    if args.work is not None and cache.exists() and json.loads(cache.read_text()).get("exporter_source") == source:
-        reports = json.loads(cache.read_text())["reports"]
+    saved = json.loads(cache.read_text()) if args.work is not None and cache.exists() else {}
+    if saved.get("exporter_source") == source:
+        reports = saved["reports"]
     else:
         packed = pte.parent / "unet.xnnpack"
         packed.unlink(missing_ok=True)
