@@ -189,3 +189,22 @@ def test_eval_on_a_bundle_refuses_what_a_bundle_cannot_do(
     assert main(args) == 2
     assert capsys.readouterr().err == f"error: {message.format(bundle=xnnpack_bundle)}\n"
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "kind"), [("--content", "kestrel", "subject"), ("--style", "lagoon", "style")]
+)
+def test_world_sample_names_a_missing_library_lora(
+    flag: str, name: str, kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kestrel and lagoon are in the world (renders, classifiers) but not in the LoRA library."""
+    from lorarar.world import catalog
+
+    folder = "content" if kind == "subject" else "style"
+    path = catalog.default_dir() / "loras" / folder / f"{name}.safetensors"
+    assert main(["world", "sample", flag, name, "--n", "1", "--out", str(tmp_path / "out")]) == 2
+    expected = (
+        f"error: {path}: no such file (the library has no LoRA for the {kind} {name!r}; see 'lorarar world list')\n"
+    )
+    assert capsys.readouterr().err == expected
+    assert not (tmp_path / "out").exists()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lorarar.errors import LoraError
 from lorarar.world import catalog
 
 
@@ -56,14 +57,16 @@ def lora_for(
         return None, 0.0
     if method == "content":
         assert content
-        return paths.content_lora(content), 0.0
+        return _library_lora(paths.content_lora(content), "subject", content), 0.0
     if method == "style":
         assert style
-        return paths.style_lora(style), 0.0
+        return _library_lora(paths.style_lora(style), "style", style), 0.0
     from lorarar import LoraFile
     from lorarar.merge.methods import load_hypernet, merge, parse_method
 
     assert content and style
+    content_path = _library_lora(paths.content_lora(content), "subject", content)
+    style_path = _library_lora(paths.style_lora(style), "style", style)
     method, content_scale, style_scale = parse_method(method)
     if method == "hypernet" and hypernet is None:
         hypernet = load_hypernet(paths.hypernet)
@@ -72,8 +75,8 @@ def lora_for(
 
         world = PairWorld(root, names=[content, style])
     adapter, seconds = merge(
-        LoraFile.load(str(paths.content_lora(content))),
-        LoraFile.load(str(paths.style_lora(style))),
+        LoraFile.load(str(content_path)),
+        LoraFile.load(str(style_path)),
         method,
         content_scale=content_scale,
         style_scale=style_scale,
@@ -84,6 +87,16 @@ def lora_for(
     out = tmp / f"{method}.safetensors"
     adapter.save(str(out))
     return out, seconds
+
+
+def _library_lora(path: Path, kind: str, name: str) -> Path:
+    """The library's LoRA file for a world name; a name the world has but the library does not (half the train
+    split, see catalog.LIBRARY_SUBJECTS) fails here, not as a Hub lookup inside diffusers."""
+    if not path.exists():
+        raise LoraError(
+            f"{path}: no such file (the library has no LoRA for the {kind} {name!r}; see 'lorarar world list')", 4
+        )
+    return path
 
 
 @torch.no_grad()
@@ -133,7 +146,7 @@ def sample(
     pipe: Any = None,
     **kwargs: Any,
 ) -> np.ndarray:
-    pipe = pipe or load_pipeline(root)
     with tempfile.TemporaryDirectory() as tmp:
         lora, _ = lora_for(method, content, style, root, Path(tmp))
+        pipe = pipe or load_pipeline(root)
         return generate(pipe, method_prompt(method, content, style), lora, n, seed, **kwargs)
