@@ -4,6 +4,8 @@ On a bundle (default: the default world's XNNPACK bundle, exported on first use)
 - pair switch: ``Context.set_loras`` (parse-free: both files are mapped once; hypernetwork coefficients + fold into
   the UNet's LoRA slot) for the hypernet and direct merges, against diffusers applying the same merged LoRA to its
   pipeline (``load_lora_weights`` + ``fuse_lora``, then ``unfuse_lora`` + ``unload_lora_weights`` to switch back);
+- the hypernet pair switch against what LoRA.rar replaces: ZipLoRA's per-pair optimisation of the same pair (100
+  Adam steps, lr 0.01, lambda 0.01, as published; PyTorch on the world's model, library LoRAs only);
 - merge-to-first-step: pair switch plus one denoising step (the latency before the first progress update);
 - denoising step (classifier-free guidance batch 2) and whole image, native vs diffusers on the same model;
 - peak RSS of a process that loads the engine and generates, against one that loads the diffusers pipeline;
@@ -80,10 +82,11 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--swaps", type=int, default=1000, help="switch+generate cycles of the endurance run")
-    parser.add_argument("--quick", action="store_true", help="3 reps, 5 steps, 100 swaps")
+    parser.add_argument("--ziplora-reps", type=int, default=3, help="ZipLoRA runs (~30 s each here); 0 skips them")
+    parser.add_argument("--quick", action="store_true", help="3 reps, 5 steps, 100 swaps, 1 ZipLoRA run")
     args = parser.parse_args()
     if args.quick:
-        args.reps, args.steps, args.swaps = 3, 5, 100
+        args.reps, args.steps, args.swaps, args.ziplora_reps = 3, 5, 100, min(args.ziplora_reps, 1)
     if args.bundle is None:
         from lorarar.demo import default_bundle
 
@@ -105,6 +108,7 @@ def main() -> int:
     # ---- diffusers: the same merged LoRA applied to the pipeline it was exported from.
     model, hypernet = bundle_source(args.bundle)
     pipe = load_reference(model, "ddim")
+    switch_ms: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for method in methods:
             if method == "hypernet" and hypernet is None:
@@ -122,7 +126,7 @@ def main() -> int:
             def native_switch(m: str = method) -> None:
                 ctx.set_loras(content, style, method=m)
 
-            ours = timed(native_switch, args.reps * 5)
+            ours = switch_ms[method] = timed(native_switch, args.reps * 5)
             emit(
                 stats(
                     f"pair_switch_{method}",
@@ -133,6 +137,11 @@ def main() -> int:
                     speedup=round(statistics.median(theirs) / statistics.median(ours), 1),
                 )
             )
+
+    if "hypernet" in switch_ms and args.ziplora_reps > 0:
+        row = ziplora_row(args.content, args.style, switch_ms["hypernet"], args.ziplora_reps)
+        if row:
+            emit(row)
 
     # ---- merge to first step, per step, whole image.
     for method in methods:
@@ -234,6 +243,29 @@ def main() -> int:
     for row in c_engine_memory(args.bundle, content_path, style_path, args.threads):
         emit(row)
     return 0
+
+
+def ziplora_row(content: str, style: str, hypernet_ms: list[float], reps: int) -> dict[str, Any] | None:
+    """The native hypernet merge of a pair against ZipLoRA's optimisation of the same pair. ZipLoRA needs the LoRAs'
+    training images, so it runs for the default world's library names only."""
+    from lorarar.hypernet.train import PairWorld, ziplora_coefficients
+    from lorarar.world import catalog
+
+    if content not in catalog.library_subjects() or style not in catalog.library_styles():
+        print(f"# {content} + {style}: not a library pair, no ZipLoRA row", file=sys.stderr)
+        return None
+    world = PairWorld(names=[content, style])
+    theirs = timed(lambda: ziplora_coefficients(world, content, style), reps)
+    return stats(
+        "merge_hypernet_vs_ziplora",
+        "ms",
+        hypernet_ms,
+        includes="hypernetwork program + fold into the UNet's slot (the pair switch)",
+        vs="ZipLoRA per-pair optimisation, 100 steps (PyTorch, the world's model)",
+        vs_median=round(statistics.median(theirs), 1),
+        vs_n=reps,
+        speedup=round(statistics.median(theirs) / statistics.median(hypernet_ms)),
+    )
 
 
 C_EXAMPLE = Path(__file__).resolve().parents[1] / "build" / "host" / "runtime" / "lorarar_generate"
