@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -244,6 +247,47 @@ def test_contexts_created_at_once_share_one_packed_cache(
     assert all(np.array_equal(results[i], want) for i in range(4))
     assert {f.name for f in cache.iterdir()} == set(packed_cache_files(xnnpack_bundle).values())
     assert np.array_equal(image(Engine.load(str(xnnpack_bundle), n_threads=2, packed_cache_dir=str(cache))), want)
+
+
+# One app process of the cross-process test: waits for the go file, loads the engine on the shared cache folder and
+# saves its image. argv: bundle, cache, content, style, go file, out .npy.
+_PROCESS = """
+import sys, time, numpy as np
+from lorarar import LoraFile
+from lorarar._native import Context, Engine
+bundle, cache, content, style, go, out = sys.argv[1:]
+while not __import__("os").path.exists(go):
+    time.sleep(0.001)
+ctx = Context.create(Engine.load(bundle, n_threads=1, packed_cache_dir=cache))
+ctx.set_loras(LoraFile.load(content), LoraFile.load(style), method="direct")
+np.save(out, ctx.generate(%r, steps=2, seed=8)[0])
+"""
+
+
+def test_processes_loading_at_once_share_one_packed_cache(
+    engine: Engine, xnnpack_bundle: Path, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Four processes (an app's activity and services) load the bundle at once on an empty packed-cache folder:
+    ExecuTorch writes each file under an exclusive flock and maps it under a shared one. Every image is the
+    heap-packed engine's, one file per program is left, and a later engine maps them."""
+    want = pair_image(engine, pair, "direct", steps=2, seed=8)
+    cache, go = tmp_path / "packed", tmp_path / "go"
+    cache.mkdir()
+    script = _PROCESS % PROMPT
+    outs = [tmp_path / f"image{i}.npy" for i in range(4)]
+    args = [str(xnnpack_bundle), str(cache), *map(str, pair), str(go)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, *args, str(out)], stderr=subprocess.PIPE, text=True)
+        for out in outs
+    ]
+    time.sleep(1.5)  # let all four import and reach the wait
+    go.touch()
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert all(np.array_equal(np.load(out), want) for out in outs)
+    assert {f.name for f in cache.iterdir()} == set(packed_cache_files(xnnpack_bundle).values())
+    later = Engine.load(str(xnnpack_bundle), n_threads=2, packed_cache_dir=str(cache))
+    assert np.array_equal(pair_image(later, pair, "direct", steps=2, seed=8), want)
 
 
 def test_contexts_interleave(engine: Engine, pair: tuple[Path, Path]) -> None:

@@ -215,7 +215,9 @@ typedef struct lorarar_engine_params {
    * sha256; a bad or truncated file is rewritten), later loads map them:
    * no repacking, and the weights are clean file pages the OS can evict
    * instead of heap. The folder must stay private to the app: the mapped
-   * weights are not checksummed at load. */
+   * weights are not checksummed at load. Several processes of the app may
+   * load with it at once (ExecuTorch writes a file under an exclusive flock
+   * and maps it under a shared one). */
   const char* packed_cache_dir;
 } lorarar_engine_params;
 
