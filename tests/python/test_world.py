@@ -184,3 +184,24 @@ def test_min_snr_loss_weights() -> None:
     assert torch.allclose(weights, torch.clamp(snr, max=5.0) / snr)
     assert weights[2] == 1.0 and weights[0] < 0.01
     assert torch.equal(_loss_weights(sched, t, 0.0), torch.ones(3))
+
+
+def test_world_train_some_loras_longer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``world train --stage loras --only A,B --lora-steps-scale F`` trains just those LoRAs, with the steps scaled,
+    into a world folder of one's own, and records the config it used; names outside the library are refused."""
+    from lorarar.cli.main import main
+
+    root = tmp_path / "world"
+    root.mkdir()
+    (root / "pipeline").symlink_to(catalog.paths().pipeline)
+    args = ["world", "train", "--stage", "loras", "--quick", "--out", str(root), "--only", "pip,ember"]
+    assert main([*args, "--lora-steps-scale", "2"]) == 0
+    facts = json.loads((root / "world.json").read_text())["loras"]
+    assert facts["trained"] == ["pip", "ember"]
+    assert (facts["config"]["content_steps"], facts["config"]["style_steps"]) == (4, 4)
+    assert sorted(f.name for f in (root / "loras").rglob("*.safetensors")) == ["ember.safetensors", "pip.safetensors"]
+    capsys.readouterr()
+    assert main([*args[:-1], "pip,kestrel"]) == 2
+    assert capsys.readouterr().err == "error: --only 'pip,kestrel': not in the LoRA library: kestrel\n"
+    assert main([*args, "--lora-steps-scale", "0"]) == 2
+    assert capsys.readouterr().err == "error: --lora-steps-scale 0.0: must be a positive number\n"

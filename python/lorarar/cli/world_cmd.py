@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lorarar.errors import LoraError
 from lorarar.world import catalog
 
 STAGES = ("base", "loras", "metrics")
@@ -21,6 +22,10 @@ def register(sub: Any) -> None:
     train.add_argument("--out", type=Path, help="artifact folder (default: the committed default world)")
     train.add_argument("--work", type=Path, help="checkpoint folder (default: .cache/world)")
     train.add_argument("--quick", action="store_true", help="a few steps per stage (smoke test, not a usable world)")
+    train.add_argument("--only", help="loras stage: these library LoRAs only (comma-separated names)")
+    train.add_argument(
+        "--lora-steps-scale", type=float, default=1.0, help="loras stage: multiply the content and style steps"
+    )
     train.set_defaults(run=run_train)
 
     lst = world_sub.add_parser("list", help="where the artifacts are, and the splits")
@@ -58,6 +63,9 @@ def run_train(args: argparse.Namespace) -> int:
     out = args.out or catalog.default_dir()
     work = args.work or catalog.repo_root() / ".cache" / "world"
     stages = STAGES if args.stage == "all" else (args.stage,)
+    if not args.lora_steps_scale > 0:
+        raise LoraError(f"--lora-steps-scale {args.lora_steps_scale}: must be a positive number")
+    only = _library_names(args.only)
     for stage in stages:
         if stage == "base":
             from lorarar.world.train_base import BaseConfig, train_base
@@ -69,7 +77,9 @@ def run_train(args: argparse.Namespace) -> int:
             from lorarar.world.train_lora import LoraConfig, train_loras
 
             lcfg = LoraConfig(content_steps=2, style_steps=2, prior_images=8) if args.quick else LoraConfig()
-            facts = train_loras(out, lcfg)
+            lcfg.content_steps = round(lcfg.content_steps * args.lora_steps_scale)
+            lcfg.style_steps = round(lcfg.style_steps * args.lora_steps_scale)
+            facts = train_loras(out, lcfg, only=only)
             print(json.dumps({"stage": "loras", **facts}))
         else:
             from lorarar.world.metrics import MetricsConfig, train_metrics
@@ -83,8 +93,18 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _library_names(only: str | None) -> list[str] | None:
+    if only is None:
+        return None
+    names = [n for n in only.split(",") if n]
+    library = set(catalog.library_subjects()) | set(catalog.library_styles())
+    unknown = [n for n in names if n not in library]
+    if unknown or not names:
+        raise LoraError(f"--only {only!r}: not in the LoRA library: {', '.join(unknown) or '(empty)'}")
+    return names
+
+
 def _check_names(content: str | None, style: str | None) -> None:
-    from lorarar.errors import LoraError
     from lorarar.world.styles import NAMED_STYLES
     from lorarar.world.subjects import NAMED_SUBJECT_PARAMS
 
@@ -124,7 +144,6 @@ def run_score(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from lorarar.errors import LoraError
     from lorarar.world.metrics import Scorer
 
     _check_names(args.content, args.style)
