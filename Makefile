@@ -110,22 +110,28 @@ native-aarch64: $(STAMP) system-deps $(ET_AARCH64)/share/cmake/executorch-config
 	$(CMAKE) --build build/aarch64 -j $(JOBS)
 	cd build/aarch64 && $(BIN)/ctest --output-on-failure
 
-# FUZZ_SECONDS in all, split between the two targets.
+# FUZZ_SECONDS in all, split between the three targets.
 FUZZ_SECONDS ?= 30
-FUZZ_HALF = $(shell echo $$(( ($(FUZZ_SECONDS) + 1) / 2 )))
+FUZZ_THIRD = $(shell echo $$(( ($(FUZZ_SECONDS) + 2) / 3 )))
 fuzz: $(STAMP) system-deps
 	$(CMAKE) -S . -B build/fuzz $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLORARAR_FUZZ=ON \
 	  -DLORARAR_BUILD_TESTS=OFF -DLORARAR_WITH_EXECUTORCH=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
 	$(CMAKE) --build build/fuzz -j $(JOBS)
-	rm -rf build/fuzz/corpus build/fuzz/corpus_clip_tokenizer && mkdir -p build/fuzz/corpus build/fuzz/corpus_clip_tokenizer
+	rm -rf build/fuzz/corpus build/fuzz/corpus_clip_tokenizer build/fuzz/corpus_bundle_manifest
+	mkdir -p build/fuzz/corpus build/fuzz/corpus_clip_tokenizer build/fuzz/corpus_bundle_manifest
 	cp tests/fuzz/corpus/* build/fuzz/corpus/ && cp tests/fuzz/corpus_clip_tokenizer/* build/fuzz/corpus_clip_tokenizer/
-	build/fuzz/tests/fuzz/fuzz_lora_parser -max_total_time=$(FUZZ_HALF) -max_len=4096 \
+	cp tests/fuzz/corpus_bundle_manifest/* build/fuzz/corpus_bundle_manifest/
+	build/fuzz/tests/fuzz/fuzz_lora_parser -max_total_time=$(FUZZ_THIRD) -max_len=4096 \
 	  -dict=tests/fuzz/safetensors.dict build/fuzz/corpus >build/fuzz/log.txt 2>&1 || (tail -50 build/fuzz/log.txt; exit 1)
 	@tail -1 build/fuzz/log.txt
-	build/fuzz/tests/fuzz/fuzz_clip_tokenizer -max_total_time=$(FUZZ_HALF) -max_len=4096 \
+	build/fuzz/tests/fuzz/fuzz_clip_tokenizer -max_total_time=$(FUZZ_THIRD) -max_len=4096 \
 	  -dict=tests/fuzz/clip_tokenizer.dict build/fuzz/corpus_clip_tokenizer >build/fuzz/log_clip_tokenizer.txt 2>&1 || \
 	  (tail -50 build/fuzz/log_clip_tokenizer.txt; exit 1)
 	@tail -1 build/fuzz/log_clip_tokenizer.txt
+	build/fuzz/tests/fuzz/fuzz_bundle_manifest -max_total_time=$(FUZZ_THIRD) -max_len=32768 \
+	  build/fuzz/corpus_bundle_manifest >build/fuzz/log_bundle_manifest.txt 2>&1 || \
+	  (tail -50 build/fuzz/log_bundle_manifest.txt; exit 1)
+	@tail -1 build/fuzz/log_bundle_manifest.txt
 
 python-test: build
 	$(BIN)/python -m pytest -q tests/python

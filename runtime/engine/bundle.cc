@@ -32,6 +32,15 @@ std::string Bundle::path(const std::string& relative) const { return join_path(d
 
 namespace {
 
+// Ceilings on what a manifest may ask the engine to allocate: far above any
+// Stable Diffusion model (SDXL's LoRA slot at rank 128 is ~10^8 floats).
+constexpr int64_t kMaxElements = int64_t{1} << 36;
+constexpr int64_t kMaxFeatures = int64_t{1} << 20;
+constexpr int64_t kMaxRank = 4096;
+constexpr int64_t kMaxSide = 1 << 16;
+
+int64_t numel_of(const TensorSpec& t) { return static_cast<int64_t>(t.numel()); }
+
 // Reads fields of the manifest, turning every missing or mistyped one into a
 // message naming its path in the document ("manifest.json: model.image_size ...").
 class Reader {
@@ -56,6 +65,16 @@ class Reader {
     if (!v->is_integer() || v->as_int() < 0) return fail(where + "." + key, "is not a non-negative integer");
     return v->as_int();
   }
+  // An integer in [lo, hi]; manifests size buffers, so every count has a ceiling.
+  Result<int64_t> bounded(const json::Value& obj, const std::string& key, const std::string& where, int64_t lo,
+                          int64_t hi) const {
+    LORARAR_ASSIGN_OR_RETURN(int64_t v, integer(obj, key, where));
+    if (v < lo || v > hi) {
+      return fail(where + "." + key,
+                  "is " + std::to_string(v) + ", outside " + std::to_string(lo) + ".." + std::to_string(hi));
+    }
+    return v;
+  }
   Result<std::vector<int64_t>> ints(const json::Value& obj, const std::string& key, const std::string& where) const {
     LORARAR_ASSIGN_OR_RETURN(const json::Value* v, get(obj, key, where));
     if (!v->is_array()) return fail(where + "." + key, "is not an array");
@@ -77,10 +96,16 @@ class Reader {
       TensorSpec spec;
       LORARAR_ASSIGN_OR_RETURN(spec.name, str(t, "name", w));
       LORARAR_ASSIGN_OR_RETURN(spec.shape, ints(t, "shape", w));
+      int64_t numel = 1;
+      for (int64_t d : spec.shape) {
+        if (d > kMaxElements || (d > 0 && numel > kMaxElements / d)) return fail(w + ".shape", "is too large");
+        numel *= d;
+      }
       LORARAR_ASSIGN_OR_RETURN(spec.dtype, str(t, "dtype", w));
       if (spec.dtype != "float32" && spec.dtype != "int64") return fail(w + ".dtype", "is not float32 or int64");
       out.push_back(std::move(spec));
     }
+    if (out.empty()) return fail(where + "." + key, "is empty");
     return out;
   }
 
@@ -88,15 +113,10 @@ class Reader {
   std::string file_;
 };
 
-// `files` is the manifest's object, whose sha256 values bundle.file_sha256 holds already.
-Status verify_files(const Bundle& bundle, const json::Value& files, const Reader& r) {
-  for (const auto& [rel, entry] : files.as_object()) {
-    if (rel.empty() || rel[0] == '/' || rel.find("..") != std::string::npos) {
-      return r.fail("files", "lists a path outside the bundle: " + json::quote(rel));
-    }
+Status verify_files(const Bundle& bundle) {
+  for (const auto& [rel, want] : bundle.file_sha256) {
     const std::string full = bundle.path(rel);
-    const std::string& want = bundle.file_sha256.at(rel);
-    LORARAR_ASSIGN_OR_RETURN(int64_t bytes, r.integer(entry, "bytes", "files." + rel));
+    const int64_t bytes = bundle.file_bytes.at(rel);
     auto map = MappedFile::open(full);
     if (!map.ok()) return map.status().with_context(full);
     if (static_cast<int64_t>(map.get()->size()) != bytes) {
@@ -110,17 +130,74 @@ Status verify_files(const Bundle& bundle, const json::Value& files, const Reader
   return Status::ok();
 }
 
+// The engine hands ExecuTorch views of its own buffers shaped as the manifest
+// says, and packs LoRA factors by the hypernetwork methods' sizes: every one of
+// those must agree with the buffer it describes, or a program would read past it.
+Status check_buffers(const Bundle& b, const Reader& r) {
+  const int64_t n = int64_t{b.latent_channels} * b.latent_height * b.latent_width;
+  for (const auto& [name, spec] : b.programs.at("text_encoder").methods) {
+    const std::string w = "programs.text_encoder.methods." + name;
+    if (numel_of(spec.inputs[0]) != b.text_max_length) {
+      return r.fail(w + ".inputs[0]", "holds " + std::to_string(numel_of(spec.inputs[0])) + " token ids, not " +
+                                          std::to_string(b.text_max_length) + " (model.text_max_length)");
+    }
+  }
+  for (const auto& [name, spec] : b.programs.at("vae_decoder").methods) {
+    if (numel_of(spec.inputs[0]) != n) {
+      return r.fail("programs.vae_decoder.methods." + name + ".inputs[0]",
+                    "does not hold one latent of model.latent_shape");
+    }
+  }
+  for (const auto& [name, spec] : b.programs.at("unet").methods) {
+    const std::string w = "programs.unet.methods." + name + ".inputs";
+    if (spec.inputs.size() != 5) {
+      return r.fail(w, "are not (sample, timestep, encoder_hidden_states, lora_a, lora_b)");
+    }
+    for (const auto& [text_name, text] : b.programs.at("text_encoder").methods) {
+      if (numel_of(spec.inputs[2]) != 2 * numel_of(text.outputs[0])) {
+        return r.fail(w + "[2]", "does not hold two of the text encoder's " + json::quote(text_name) + " outputs");
+      }
+    }
+    const int64_t want[5] = {2 * n, 2, -1, static_cast<int64_t>(b.slot.a_size), static_cast<int64_t>(b.slot.b_size)};
+    const char* what[5] = {"two latents of model.latent_shape", "two timesteps", "", "lora_slot's A factors",
+                           "lora_slot's B factors"};
+    for (size_t i : {0, 1, 3, 4}) {
+      if (numel_of(spec.inputs[i]) != want[i]) {
+        return r.fail(w + "[" + std::to_string(i) + "]", std::string("does not hold ") + what[i]);
+      }
+    }
+  }
+  for (const auto& hm : b.hypernet.methods) {
+    for (const auto& module : hm.layers) {
+      const SlotLayer* s = b.slot.find(module);
+      if (!s || s->in_features != hm.in_features || s->out_features != hm.out_features) {
+        return r.fail("programs.hypernet.methods." + hm.name + ".layers",
+                      "lists " + json::quote(module) + ", which is not a " + std::to_string(hm.in_features) + " -> " +
+                          std::to_string(hm.out_features) + " layer of lora_slot");
+      }
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
-  Bundle b;
-  b.dir_ = dir;
   const std::string manifest_path = join_path(dir, "manifest.json");
   if (!is_directory(dir)) return make_error(Error::kNotFound, dir + ": not a folder");
   if (!file_exists(manifest_path)) {
     return make_error(Error::kNotFound, dir + ": no manifest.json (not a bundle, or an unfinished export)");
   }
   LORARAR_ASSIGN_OR_RETURN(std::string text, read_text_file(manifest_path));
+  LORARAR_ASSIGN_OR_RETURN(Bundle b, parse(dir, text));
+  if (verify_checksums) LORARAR_RETURN_IF_ERROR(verify_files(b));
+  return b;
+}
+
+Result<Bundle> Bundle::parse(const std::string& dir, std::string_view text) {
+  Bundle b;
+  b.dir_ = dir;
+  const std::string manifest_path = join_path(dir, "manifest.json");
   auto parsed = json::parse(text);
   if (!parsed.ok()) return parsed.status().with_context(manifest_path);
   const json::Value& m = parsed.get();
@@ -136,9 +213,12 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
   LORARAR_ASSIGN_OR_RETURN(const json::Value* all_files, r.get(m, "files", "manifest"));
   if (!all_files->is_object()) return r.fail("files", "is not an object");
   for (const auto& [rel, entry] : all_files->as_object()) {
+    if (rel.empty() || rel[0] == '/' || rel.find("..") != std::string::npos) {
+      return r.fail("files", "lists a path outside the bundle: " + json::quote(rel));
+    }
     LORARAR_ASSIGN_OR_RETURN(b.file_sha256[rel], r.str(entry, "sha256", "files." + rel));
+    LORARAR_ASSIGN_OR_RETURN(b.file_bytes[rel], r.integer(entry, "bytes", "files." + rel));
   }
-  if (verify_checksums) LORARAR_RETURN_IF_ERROR(verify_files(b, *all_files, r));
 
   LORARAR_ASSIGN_OR_RETURN(const json::Value* backend, r.get(m, "backend", "manifest"));
   LORARAR_ASSIGN_OR_RETURN(b.backend, r.str(*backend, "name", "backend"));
@@ -151,6 +231,10 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
   LORARAR_ASSIGN_OR_RETURN(auto image, r.ints(*model, "image_size", "model"));
   LORARAR_ASSIGN_OR_RETURN(auto latent, r.ints(*model, "latent_shape", "model"));
   if (image.size() != 2 || latent.size() != 3) return r.fail("model", "has malformed image_size or latent_shape");
+  for (int64_t v : {image[0], image[1], latent[0], latent[1], latent[2]}) {
+    if (v < 1 || v > kMaxSide)
+      return r.fail("model", "has an image_size or latent_shape outside 1.." + std::to_string(kMaxSide));
+  }
   b.image_height = static_cast<int>(image[0]);
   b.image_width = static_cast<int>(image[1]);
   b.latent_channels = static_cast<int>(latent[0]);
@@ -159,6 +243,10 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
   LORARAR_ASSIGN_OR_RETURN(const json::Value* scale, r.get(*model, "scaling_factor", "model"));
   if (!scale->is_number()) return r.fail("model.scaling_factor", "is not a number");
   b.scaling_factor = static_cast<float>(scale->as_double());
+  if (model->find("text_max_length")) {
+    LORARAR_ASSIGN_OR_RETURN(int64_t max_length, r.bounded(*model, "text_max_length", "model", 2, 4096));
+    b.text_max_length = static_cast<int>(max_length);
+  }
   if (const json::Value* order = model->find("guidance_batch_order"); order && order->is_array()) {
     b.uncond_first =
         !order->as_array().empty() && order->as_array()[0].is_string() && order->as_array()[0].as_string() == "uncond";
@@ -203,9 +291,10 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
     if (const json::Value* host = entry.find("runs_on_host"); host && host->is_bool()) p.runs_on_host = host->as_bool();
     if (name == "hypernet") {
       b.has_hypernet = true;
-      LORARAR_ASSIGN_OR_RETURN(b.hypernet.rank, r.integer(entry, "rank", where));
+      LORARAR_ASSIGN_OR_RETURN(b.hypernet.rank, r.bounded(entry, "rank", where, 1, kMaxRank));
       LORARAR_ASSIGN_OR_RETURN(const json::Value* config, r.get(entry, "config", where));
       LORARAR_ASSIGN_OR_RETURN(const json::Value* merged, r.get(*config, "merged", where + ".config"));
+      if (!merged->is_array()) return r.fail(where + ".config.merged", "is not an array");
       for (const auto& leaf : merged->as_array()) {
         if (leaf.is_string()) b.hypernet.merged.push_back(leaf.as_string());
       }
@@ -214,8 +303,8 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
         const std::string w = where + ".methods." + method;
         HypernetMethod hm;
         hm.name = method;
-        LORARAR_ASSIGN_OR_RETURN(hm.out_features, r.integer(info, "out_features", w));
-        LORARAR_ASSIGN_OR_RETURN(hm.in_features, r.integer(info, "in_features", w));
+        LORARAR_ASSIGN_OR_RETURN(hm.out_features, r.bounded(info, "out_features", w, 1, kMaxFeatures));
+        LORARAR_ASSIGN_OR_RETURN(hm.in_features, r.bounded(info, "in_features", w, 1, kMaxFeatures));
         hm.rank = b.hypernet.rank;  // bundles before the rank ladder: every method at the max rank
         if (info.find("rank")) {
           LORARAR_ASSIGN_OR_RETURN(hm.rank, r.integer(info, "rank", w));
@@ -229,6 +318,11 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
         for (const auto& mod : mods->as_array()) {
           if (!mod.is_string()) return r.fail(w + ".layers", "holds a non-string");
           hm.layers.push_back(mod.as_string());
+        }
+        // The engine packs every layer's factors into one buffer per input.
+        const auto layers = static_cast<int64_t>(hm.layers.size());
+        if (layers * hm.rank * std::max(hm.in_features, hm.out_features) > kMaxElements) {
+          return r.fail(w, "is too large");
         }
         b.hypernet.methods.push_back(std::move(hm));
       }
@@ -254,7 +348,7 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
   }
 
   LORARAR_ASSIGN_OR_RETURN(const json::Value* slot, r.get(m, "lora_slot", "manifest"));
-  LORARAR_ASSIGN_OR_RETURN(b.slot.max_rank, r.integer(*slot, "max_rank", "lora_slot"));
+  LORARAR_ASSIGN_OR_RETURN(b.slot.max_rank, r.bounded(*slot, "max_rank", "lora_slot", 1, kMaxRank));
   LORARAR_ASSIGN_OR_RETURN(const json::Value* layers, r.get(*slot, "layers", "lora_slot"));
   if (!layers->is_array()) return r.fail("lora_slot.layers", "is not an array");
   for (size_t i = 0; i < layers->as_array().size(); ++i) {
@@ -262,16 +356,18 @@ Result<Bundle> Bundle::open(const std::string& dir, bool verify_checksums) {
     const std::string w = "lora_slot.layers[" + std::to_string(i) + "]";
     SlotLayer s;
     LORARAR_ASSIGN_OR_RETURN(s.module, r.str(l, "module", w));
-    LORARAR_ASSIGN_OR_RETURN(s.in_features, r.integer(l, "in_features", w));
-    LORARAR_ASSIGN_OR_RETURN(s.out_features, r.integer(l, "out_features", w));
-    LORARAR_ASSIGN_OR_RETURN(s.rank, r.integer(l, "rank", w));
-    LORARAR_ASSIGN_OR_RETURN(s.a_offset, r.integer(l, "a_offset", w));
-    LORARAR_ASSIGN_OR_RETURN(s.b_offset, r.integer(l, "b_offset", w));
+    LORARAR_ASSIGN_OR_RETURN(s.in_features, r.bounded(l, "in_features", w, 1, kMaxFeatures));
+    LORARAR_ASSIGN_OR_RETURN(s.out_features, r.bounded(l, "out_features", w, 1, kMaxFeatures));
+    LORARAR_ASSIGN_OR_RETURN(s.rank, r.bounded(l, "rank", w, 1, b.slot.max_rank));
+    LORARAR_ASSIGN_OR_RETURN(s.a_offset, r.bounded(l, "a_offset", w, 0, kMaxElements));
+    LORARAR_ASSIGN_OR_RETURN(s.b_offset, r.bounded(l, "b_offset", w, 0, kMaxElements));
+    if (b.slot.find(s.module)) return r.fail(w + ".module", "repeats " + json::quote(s.module));
     s.index = static_cast<int64_t>(i);
     b.slot.a_size = std::max(b.slot.a_size, static_cast<size_t>(s.a_offset + s.rank * s.in_features));
     b.slot.b_size = std::max(b.slot.b_size, static_cast<size_t>(s.b_offset + s.out_features * s.rank));
     b.slot.layers.push_back(std::move(s));
   }
+  LORARAR_RETURN_IF_ERROR(check_buffers(b, r));
   return b;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/json.h"
@@ -68,7 +69,13 @@ class Bundle {
  public:
   static constexpr int kFormatVersion = 1;
 
+  // Reads dir/manifest.json, parses it, and with verify_checksums checks every
+  // listed file's size and sha256.
   static Result<Bundle> open(const std::string& dir, bool verify_checksums);
+  // The manifest's text alone, no file access (`dir` names paths in messages):
+  // every field the engine reads is present, typed and within bounds, so the
+  // engine can index and size buffers by it without checking again.
+  static Result<Bundle> parse(const std::string& dir, std::string_view manifest_text);
 
   const std::string& dir() const { return dir_; }
   std::string path(const std::string& relative) const;
@@ -85,6 +92,7 @@ class Bundle {
   std::string tokenizer_vocab, tokenizer_merges;   // relative paths
   std::map<std::string, ProgramSpec> programs;     // text_encoder, unet, vae_decoder, hypernet
   std::map<std::string, std::string> file_sha256;  // relative path -> sha256 (hex), from the manifest
+  std::map<std::string, int64_t> file_bytes;       // relative path -> size, from the manifest
   LoraSlot slot;
   bool has_hypernet = false;
   HypernetSpec hypernet;

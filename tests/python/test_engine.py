@@ -373,6 +373,58 @@ def test_bundle_errors_name_the_file(xnnpack_bundle: Path, tmp_path: Path) -> No
     )
 
 
+def _edit(m: dict, path: str, value: object) -> None:
+    *keys, last = path.split("/")
+    for k in keys:
+        m = m[int(k)] if isinstance(m, list) else m[k]
+    if isinstance(m, list):
+        m[int(last)] = value
+    else:
+        m[last] = value
+
+
+MANIFEST_CASES = [
+    # A type the reader did not check (the engine crashed: a null array dereferenced).
+    ("programs/hypernet/config/merged", 1, "programs.hypernet.config.merged is not an array"),
+    # Shapes the engine builds tensor views of its own buffers from: a disagreement would have a program read past them.
+    (
+        "programs/unet/methods/forward/inputs/0/shape",
+        [2, 4, 64, 64],
+        "programs.unet.methods.forward.inputs[0] does not hold two latents of model.latent_shape",
+    ),
+    (
+        "programs/unet/methods/forward/inputs/3/shape",
+        [7],
+        "programs.unet.methods.forward.inputs[3] does not hold lora_slot's A factors",
+    ),
+    ("lora_slot/layers/0/rank", 9, "lora_slot.layers[0].rank is 9, outside 1..8"),
+    ("lora_slot/layers/0/in_features", 2**40, "lora_slot.layers[0].in_features is 1099511627776, outside 1..1048576"),
+    ("model/latent_shape", [4, 16, 0], "model has an image_size or latent_shape outside 1..65536"),
+    ("programs/vae_decoder/methods/forward/outputs", [], "programs.vae_decoder.methods.forward.outputs is empty"),
+    (
+        "programs/text_encoder/methods/forward/inputs/0/shape",
+        [2**30, 2**30],
+        "programs.text_encoder.methods.forward.inputs[0].shape is too large",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), MANIFEST_CASES, ids=[c[0] for c in MANIFEST_CASES])
+def test_manifest_fields_are_checked_before_use(
+    xnnpack_bundle: Path, tmp_path: Path, path: str, value: object, message: str
+) -> None:
+    """Every manifest field the engine indexes or sizes buffers by is typed and bounded at load (the fuzzer
+    tests/fuzz/fuzz_bundle_manifest.cc holds the parser to that on arbitrary text)."""
+    broken = tmp_path / "broken"
+    shutil.copytree(xnnpack_bundle, broken)
+    manifest = json.loads((xnnpack_bundle / "manifest.json").read_text())
+    _edit(manifest, path, value)
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(LoraError) as error:
+        Engine.load(str(broken))
+    assert str(error.value) == f"{broken / 'manifest.json'}: {message}"
+
+
 def test_generate_command_writes_the_engines_image(
     engine: Engine, xnnpack_bundle: Path, pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

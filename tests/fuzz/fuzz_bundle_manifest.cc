@@ -1,0 +1,50 @@
+// libFuzzer target for a bundle's manifest.json: arbitrary bytes as the
+// manifest text. Whatever parses must hold what the engine relies on without
+// checking again (it indexes and sizes buffers by these fields). Built by
+// `make fuzz` with clang-14; seed: the default world bundle's manifest
+// (tests/fuzz/corpus_bundle_manifest).
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "engine/bundle.h"
+
+namespace {
+
+void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  auto parsed = lorarar::Bundle::parse("/bundle", text);
+  if (!parsed.ok()) {
+    check(!parsed.status().message().empty());
+    return 0;
+  }
+  const lorarar::Bundle& b = parsed.get();
+  for (const char* name : {"text_encoder", "unet", "vae_decoder"}) check(b.programs.count(name) == 1);
+  for (const auto& [name, program] : b.programs) {
+    check(!program.methods.empty());
+    for (const auto& [method, spec] : program.methods) {
+      check(!spec.inputs.empty() && !spec.outputs.empty());
+      for (const auto* list : {&spec.inputs, &spec.outputs}) {
+        for (const auto& t : *list) check(t.numel() <= (size_t{1} << 40));
+      }
+    }
+  }
+  check(b.image_width > 0 && b.image_height > 0 && b.latent_channels > 0 && b.latent_width > 0 && b.latent_height > 0);
+  size_t a_size = 0, b_size = 0;
+  for (const auto& l : b.slot.layers) {
+    check(l.rank >= 1 && l.rank <= b.slot.max_rank && l.in_features >= 1 && l.out_features >= 1);
+    a_size = std::max(a_size, static_cast<size_t>(l.a_offset + l.rank * l.in_features));
+    b_size = std::max(b_size, static_cast<size_t>(l.b_offset + l.out_features * l.rank));
+  }
+  check(a_size == b.slot.a_size && b_size == b.slot.b_size && a_size <= (size_t{1} << 40));
+  for (const auto& m : b.hypernet.methods) check(m.rank >= 1 && m.rank <= b.hypernet.rank);
+  return 0;
+}
