@@ -327,11 +327,7 @@ Status Context::generate(const GenerateOptions& options, uint8_t* rgb, size_t rg
   const MethodSpec& unet = b.programs.at("unet").methods.at(unet_method_);
   const MethodSpec& text = b.programs.at("text_encoder").methods.at(text_method_);
   const size_t emb_size = text.outputs.at(0).numel();
-  if (unet.inputs.size() != 5 || unet.inputs[0].shape.empty() || unet.inputs[0].shape[0] != 2) {
-    return make_error(Error::kUnsupported, b.dir() +
-                                               ": the UNet program's inputs are not "
-                                               "(sample[2,...], timestep, encoder_hidden_states, lora_a, lora_b)");
-  }
+  // Bundle::parse checked these shapes against the buffers below (their sizes come from the same manifest).
   // Classifier-free guidance batch: [uncond, cond] (or the order the manifest gives).
   std::vector<float> embeddings(2 * emb_size);
   const auto te = Clock::now();
