@@ -1,6 +1,8 @@
 // libFuzzer target for a bundle's manifest.json: arbitrary bytes as the
 // manifest text. Whatever parses must hold what the engine relies on without
-// checking again (it indexes and sizes buffers by these fields). Built by
+// checking again (it indexes and sizes buffers by these fields), and the
+// scheduler config it carries goes through the three schedulers as
+// Engine::load and generate use it. Built by
 // `make fuzz` with clang-14; seed: the default world bundle's manifest
 // (tests/fuzz/corpus_bundle_manifest).
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "core/scheduler.h"
 #include "engine/bundle.h"
 
 namespace {
@@ -46,5 +49,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   check(a_size == b.slot.a_size && b_size == b.slot.b_size && a_size <= (size_t{1} << 40));
   for (const auto& m : b.hypernet.methods) check(m.rank >= 1 && m.rank <= b.hypernet.rank);
+  float latent[4] = {0.5f, -1.0f, 2.0f, 0.0f}, eps[4] = {0.1f, 0.2f, -0.3f, 0.4f}, noise[4] = {1, -1, 0.5f, 0};
+  for (auto kind : {lorarar::SchedulerKind::kDdim, lorarar::SchedulerKind::kEuler, lorarar::SchedulerKind::kLcm}) {
+    auto s = lorarar::Scheduler::create(kind, b.scheduler_config);
+    if (!s.ok() || !s.get()->set_timesteps(static_cast<int>(size % 50) + 1).is_ok()) continue;
+    auto& scheduler = *s.get();
+    for (int i = 0; i < scheduler.num_inference_steps(); ++i) {
+      float x[4], e[4];
+      std::copy(latent, latent + 4, x);
+      std::copy(eps, eps + 4, e);
+      if (!scheduler.scale_model_input(x, 4, i).is_ok()) break;
+      if (!scheduler.step(e, latent, 4, i, scheduler.step_needs_noise(i) ? noise : nullptr).is_ok()) break;
+    }
+  }
   return 0;
 }
