@@ -18,9 +18,10 @@ from lorarar.world.subjects import NAMED_SUBJECT_PARAMS
 CONTENT_TOKEN = "sks"  # DreamBooth's identifier for the subject
 STYLE_TOKEN = "zwz"  # identifier for the style
 # The classifier-free guidance scale the world's model samples at (facts, eval, demo). Measured on the LoRA library
-# (style / content LoRA alone, 6 images each): 1.5 -> 15/16 styles, 10/16 subjects at >= 80%; 2 -> 15 / 13;
-# 3 -> 13 / 14; 5 -> 10 / 12; 7.5 washes out most styles. A few-million-parameter model overshoots the backdrop's
-# colour and fine patterns under strong guidance; 3 keeps subjects sharp without that.
+# (style / content LoRA alone, 6 images each; the style LoRAs then had 400 steps): 1.5 -> 15/16 styles, 10/16
+# subjects at >= 80%; 2 -> 15 / 13; 3 -> 13 / 14; 5 -> 10 / 12; 7.5 washes out most styles. A
+# few-million-parameter model overshoots the backdrop's colour and fine patterns under strong guidance; 3 keeps
+# subjects sharp without that.
 GUIDANCE = 3.0
 
 SUBJECT_SPLITS: dict[str, tuple[str, ...]] = {
