@@ -158,12 +158,17 @@ Status check_buffers(const Bundle& b, const Reader& r) {
         return r.fail(w + "[2]", "does not hold two of the text encoder's " + json::quote(text_name) + " outputs");
       }
     }
-    const int64_t want[5] = {2 * n, 2, -1, static_cast<int64_t>(b.slot.a_size), static_cast<int64_t>(b.slot.b_size)};
-    const char* what[5] = {"two latents of model.latent_shape", "two timesteps", "", "lora_slot's A factors",
-                           "lora_slot's B factors"};
-    for (size_t i : {0, 1, 3, 4}) {
-      if (numel_of(spec.inputs[i]) != want[i]) {
-        return r.fail(w + "[" + std::to_string(i) + "]", std::string("does not hold ") + what[i]);
+    const struct {
+      size_t input;
+      int64_t count;
+      const char* what;
+    } wanted[] = {{0, 2 * n, "two latents of model.latent_shape"},
+                  {1, 2, "two timesteps"},
+                  {3, static_cast<int64_t>(b.slot.a_size), "lora_slot's A factors"},
+                  {4, static_cast<int64_t>(b.slot.b_size), "lora_slot's B factors"}};
+    for (const auto& want : wanted) {
+      if (numel_of(spec.inputs[want.input]) != want.count) {
+        return r.fail(w + "[" + std::to_string(want.input) + "]", std::string("does not hold ") + want.what);
       }
     }
   }
