@@ -16,6 +16,22 @@ def register(sub: Any) -> None:
     train.add_argument(
         "--lam", type=float, help="weight of ZipLoRA's orthogonality term, sum of |cos(m_c, m_s)| (default 0.01)"
     )
+    train.add_argument(
+        "--objective",
+        choices=("ziplora", "ground-truth", "ziplora+ground-truth"),
+        default="ziplora",
+        help="ziplora: the paper's (match each LoRA alone on its own images); ground-truth: denoise the world's "
+        "renders of each train pair under the merged prompt",
+    )
+    train.add_argument(
+        "--merged",
+        default="to_q,to_out.0",
+        help="comma-separated layer names the hypernetwork merges; the others are summed (default to_q,to_out.0, "
+        "as published)",
+    )
+    train.add_argument(
+        "--proximity", type=float, default=0.0, help="weight of mean (m - 1)^2, which keeps merges near the sum"
+    )
     train.set_defaults(run=run_train)
 
     ev = sub.add_parser("eval", help="compare merge methods on unseen pairs of the default world")
@@ -49,6 +65,9 @@ def run_train(args: argparse.Namespace) -> int:
         cfg.steps = args.steps
     if args.lam is not None:
         cfg.lam = args.lam
+    cfg.objective = args.objective
+    cfg.proximity = args.proximity
+    cfg.merged = tuple(m.strip() for m in args.merged.split(",") if m.strip())
     out = args.out or catalog.paths().hypernet
     work = args.work or catalog.repo_root() / ".cache" / "world" / "hypernet"
     facts = train_hypernet(out, work, cfg)

@@ -8,6 +8,17 @@ For a (content, style) pair and coefficients m from the hypernetwork (or, for Zi
 
 z_c, p_c: a content training image (noised) and its prompt; z_s, p_s: the style image and its prompt; the two
 branches share the noise and the timestep. Pairs are drawn from the train split; checkpoints are selected on val.
+
+The world also knows what every merge should look like, which no public benchmark does, so a second objective is
+offered (``objective="ground-truth"``): the plain denoising loss of the merged UNet on renders of the train pair's
+subject in its style, under the merged prompt,
+
+    L = || eps_merged(z_cs, t | p_cs) - eps ||^2 + lambda * sum_layers |cos(m_c, m_s)|
+
+and their sum (``"ziplora+ground-truth"``). The hypernetwork still sees only the two LoRAs' weights; the renders are
+a training signal for train pairs only. ``proximity`` adds mu * mean (m - 1)^2, which keeps merges near the sum.
+Which layers the hypernetwork merges is configured (``merged``); the rest are summed. The README (LoRA.rar) has what
+each variant measured.
 """
 
 from __future__ import annotations
@@ -43,6 +54,15 @@ class HyperTrainConfig:
     val_pairs: int = 16
     checkpoint_every: int = 100
     mixed_precision: str = "bf16"
+    objective: str = "ziplora"  # one of OBJECTIVES (see the module docstring)
+    merged: tuple[str, ...] = ("to_q", "to_out.0")  # layers the hypernetwork merges; the others are summed
+    # Weight of the mean of (m - 1)^2 over the merged columns: keeps the merge near the sum (0: as published).
+    proximity: float = 0.0
+
+
+OBJECTIVES = ("ziplora", "ground-truth", "ziplora+ground-truth")
+GROUND_TRUTH_SEED = 4242  # the renders the ground-truth objective trains on (the metrics use other seeds)
+GROUND_TRUTH_IMAGES = 32
 
 
 class PairWorld:
@@ -60,6 +80,9 @@ class PairWorld:
         self.targets = slots.install_slots(self.unet)
         self.noise = DDPMScheduler.from_config(pipe.scheduler.config)
         self.scale = float(pipe.vae.config.scaling_factor)
+        self.pipe = pipe
+        self.truth: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self.merged_embeddings: dict[str, torch.Tensor] = {}  # content name -> its merged prompt's encoding
         self.factors: dict[str, dict[str, Factors]] = {}
         self.latents: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.embeddings: dict[str, torch.Tensor] = {}
@@ -81,9 +104,64 @@ class PairWorld:
         return [m for m in self.targets if config.is_merged(m)]
 
     def sample_latents(self, name: str, count: int, g: torch.Generator) -> torch.Tensor:
-        mean, std = self.latents[name]
+        return self._sample(self.latents[name], count, g)
+
+    def _sample(self, dist: tuple[torch.Tensor, torch.Tensor], count: int, g: torch.Generator) -> torch.Tensor:
+        mean, std = dist
         idx = torch.randint(0, len(mean), (count,), generator=g)
         return (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)) * self.scale
+
+    @torch.no_grad()
+    def _truth(self, content: str, style: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents of the pair's ground-truth renders and the merged prompt's embedding (cached per pair)."""
+        from lorarar.world import data
+
+        key = (content, style)
+        if key not in self.truth:
+            images = data.ground_truth(content, style, GROUND_TRUTH_SEED, GROUND_TRUTH_IMAGES)
+            dist = self.pipe.vae.encode(_to_tensor(images)).latent_dist
+            self.truth[key] = (dist.mean, dist.std)
+            prompt = catalog.merged_prompt(content)
+            self.merged_embeddings[content] = self.pipe.text_encoder(tokenize(self.pipe.tokenizer, [prompt]))[0]
+        return self.truth[key]
+
+    def truth_batch(
+        self, content: str, style: str, count: int, g: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(noisy latents, timesteps, merged prompt encodings, noise) of `count` renders of the pair."""
+        z = self._sample(self._truth(content, style), count, g)
+        noise = torch.randn(z.shape, generator=g)
+        t = torch.randint(0, self.noise.config.num_train_timesteps, (count,), generator=g)
+        e = self.merged_embeddings[content].expand(count, -1, -1)
+        return self.noise.add_noise(z, noise, t), t, e, noise
+
+    def truth_objective(
+        self, content: str, style: str, coefficients: slots.Coefficients, count: int, g: torch.Generator, lam: float
+    ) -> torch.Tensor:
+        """The ground-truth loss for one pair with `count` renders of it (see the module docstring)."""
+        x, t, e, noise = self.truth_batch(content, style, count, g)
+        slots.set_adapter(self.unet, slots.fold(self.factors[content], self.factors[style], coefficients))
+        pred = self.unet(x, t, e).sample
+        slots.set_adapter(self.unet, None)
+        return ((pred - noise) ** 2).mean() + lam * slots.cosine_penalty(coefficients)
+
+    def loss(
+        self,
+        objective: str,
+        content: str,
+        style: str,
+        coefficients: slots.Coefficients,
+        count: int,
+        g: torch.Generator,
+        lam: float,
+    ) -> torch.Tensor:
+        """``count`` images per ZipLoRA branch; the ground-truth loss gets as many merged-UNet images (2 count)."""
+        if objective == "ground-truth":
+            return self.truth_objective(content, style, coefficients, 2 * count, g, lam)
+        if objective == "ziplora+ground-truth":
+            truth = self.truth_objective(content, style, coefficients, 2 * count, g, 0.0)
+            return self.objective(content, style, coefficients, count, g, lam) + truth
+        return self.objective(content, style, coefficients, count, g, lam)
 
     def objective(
         self,
@@ -129,12 +207,18 @@ def hypernet_coefficients(
     return out
 
 
-def new_hypernet(world: PairWorld, seed: int) -> HyperNet:
+def proximity_penalty(coefficients: slots.Coefficients) -> torch.Tensor:
+    """Mean of (m - 1)^2 over every merged column of both LoRAs: 0 at the direct sum."""
+    terms = [torch.cat([c, s]).sub(1).square().mean() for c, s in coefficients.values()]
+    return torch.stack(terms).mean() if terms else torch.zeros(())
+
+
+def new_hypernet(world: PairWorld, seed: int, merged: tuple[str, ...] = ("to_q", "to_out.0")) -> HyperNet:
     """Widths from the merged layers; the output starts at m = 1 (the direct sum), as ZipLoRA's merger does."""
     torch.manual_seed(seed)
-    probe = HyperNetConfig(widths=())
+    probe = HyperNetConfig(widths=(), merged=merged)
     widths = sorted({world.unet.get_submodule(m).base.out_features for m in world.merged_modules(probe)})
-    model = HyperNet(HyperNetConfig(widths=tuple(widths)))
+    model = HyperNet(HyperNetConfig(widths=tuple(widths), merged=merged))
     with torch.no_grad():
         model.output.weight.mul_(0.01)
         model.output.bias.fill_(1.0)
@@ -142,13 +226,20 @@ def new_hypernet(world: PairWorld, seed: int) -> HyperNet:
 
 
 @torch.no_grad()
-def validation_loss(world: PairWorld, hypernet: HyperNet, pairs: list[tuple[str, str]], lam: float) -> float:
+def validation_loss(
+    world: PairWorld,
+    hypernet: HyperNet,
+    pairs: list[tuple[str, str]],
+    lam: float,
+    objective: str = "ziplora",
+    proximity: float = 0.0,
+) -> float:
     modules = world.merged_modules(hypernet.config)
     total = 0.0
     for i, (c, s) in enumerate(pairs):
         g = torch.Generator().manual_seed(12345 + i)
         coeffs = hypernet_coefficients(hypernet, world.factors[c], world.factors[s], modules)
-        total += float(world.objective(c, s, coeffs, 4, g, lam))
+        total += float(world.loss(objective, c, s, coeffs, 4, g, lam) + proximity * proximity_penalty(coeffs))
     return total / len(pairs)
 
 
@@ -158,9 +249,11 @@ def train_hypernet(
     from accelerate import Accelerator
 
     cfg = cfg or HyperTrainConfig()
+    if cfg.objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {cfg.objective!r} ({', '.join(OBJECTIVES)})")
     started = time.time()
     world = world or PairWorld(root)
-    hypernet = new_hypernet(world, cfg.seed)
+    hypernet = new_hypernet(world, cfg.seed, cfg.merged)
     opt = torch.optim.AdamW(hypernet.parameters(), lr=cfg.lr, weight_decay=1e-4)
     work.mkdir(parents=True, exist_ok=True)
     ckpt_path = work / "hypernet_ckpt.pt"
@@ -184,7 +277,9 @@ def train_hypernet(
         g = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
         with accelerator.autocast():
             coeffs = hypernet_coefficients(model, world.factors[content], world.factors[style], modules)
-            loss = world.objective(content, style, coeffs, cfg.batch, g, cfg.lam)
+            loss = world.loss(cfg.objective, content, style, coeffs, cfg.batch, g, cfg.lam)
+            if cfg.proximity:
+                loss = loss + cfg.proximity * proximity_penalty(coeffs)
         opt.zero_grad()
         accelerator.backward(loss)
         opt.step()
@@ -192,7 +287,7 @@ def train_hypernet(
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         last = step + 1 == cfg.steps
         if (step + 1) % cfg.val_every == 0 or last:
-            val = validation_loss(world, model, val_pairs, cfg.lam)
+            val = validation_loss(world, model, val_pairs, cfg.lam, cfg.objective, cfg.proximity)
             history.append({"step": step + 1, "train": float(np.mean(losses[-cfg.val_every :])), "val": val})
             if val < best:
                 best = val
@@ -224,31 +319,40 @@ def train_hypernet(
     return facts
 
 
-def ziplora_coefficients(
+def fit_coefficients(
     world: PairWorld,
     content: str,
     style: str,
+    objective: str = "ziplora",
+    layers: tuple[str, ...] | None = None,
     steps: int = 100,
     lr: float = 0.01,
     lam: float = 0.01,
     batch: int = 4,
     seed: int = 0,
 ) -> slots.Coefficients:
-    """ZipLoRA: per-pair optimisation of one coefficient vector per layer and LoRA, starting from 1 (the sum)."""
+    """Per-pair optimisation of one coefficient vector per layer and LoRA, starting from 1 (the sum), with Adam on
+    an objective (see PairWorld.loss); `layers`: leaf names to fit (default every target), the others summed."""
     c, s = world.factors[content], world.factors[style]
+    config = HyperNetConfig(widths=(), merged=layers) if layers else None
     params = {
         name: (
             torch.ones(c[name].down.shape[1], requires_grad=True),
             torch.ones(s[name].down.shape[1], requires_grad=True),
         )
         for name in world.targets
-        if name in c and name in s
+        if name in c and name in s and (config is None or config.is_merged(name))
     }
     opt = torch.optim.Adam([p for pair in params.values() for p in pair], lr=lr)
     for step in range(steps):
         g = torch.Generator().manual_seed(seed * 1000003 + step)
-        loss = world.objective(content, style, params, batch, g, lam)
+        loss = world.loss(objective, content, style, params, batch, g, lam)
         opt.zero_grad()
         loss.backward()
         opt.step()
     return {name: (mc.detach(), ms.detach()) for name, (mc, ms) in params.items()}
+
+
+def ziplora_coefficients(world: PairWorld, content: str, style: str, seed: int = 0) -> slots.Coefficients:
+    """ZipLoRA as published: every layer, 100 Adam steps at lr 0.01, lambda 0.01, on the ZipLoRA objective."""
+    return fit_coefficients(world, content, style, "ziplora", steps=100, lr=0.01, lam=0.01, batch=4, seed=seed)

@@ -1,0 +1,99 @@
+"""Training the hypernetwork: the ground-truth objective against diffusers, and every objective's code path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lorarar import LoraFile
+from lorarar.hypernet.train import OBJECTIVES, HyperTrainConfig, PairWorld, proximity_penalty, train_hypernet
+from lorarar.world import catalog
+
+ALL_FOUR = ("to_q", "to_k", "to_v", "to_out.0")
+
+
+@pytest.fixture(scope="module")
+def world() -> PairWorld:
+    return PairWorld()
+
+
+def test_ground_truth_objective_is_the_summed_pairs_denoising_loss(world: PairWorld) -> None:
+    """With every coefficient 1 (the sum) and no orthogonality term, the loss is the epsilon MSE of the UNet that
+    diffusers builds from the two LoRA files (set_adapters, weights 1 and 1) on the pair's noised renders."""
+    from diffusers import StableDiffusionPipeline
+
+    content, style = "truck", "denim"
+    ones = {
+        name: (torch.ones(f.down.shape[1]), torch.ones(world.factors[style][name].down.shape[1]))
+        for name, f in world.factors[content].items()
+    }
+    loss = world.truth_objective(content, style, ones, 3, torch.Generator().manual_seed(3), 0.0)
+    x, t, e, noise = world.truth_batch(content, style, 3, torch.Generator().manual_seed(3))
+
+    paths = catalog.paths()
+    pipe = StableDiffusionPipeline.from_pretrained(paths.pipeline, torch_dtype=torch.float32)
+    pipe.load_lora_weights(str(paths.content_lora(content)), adapter_name="c")
+    pipe.load_lora_weights(str(paths.style_lora(style)), adapter_name="s")
+    pipe.set_adapters(["c", "s"], [1.0, 1.0])
+    with torch.no_grad():
+        expected = ((pipe.unet(x, t, e).sample - noise) ** 2).mean()
+        ids = pipe.tokenizer([catalog.merged_prompt(content)], padding="max_length", return_tensors="pt").input_ids
+        prompt = pipe.text_encoder(ids)
+    torch.testing.assert_close(e[0], prompt[0][0], rtol=0, atol=1e-6)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-4)
+    assert 0.01 < float(expected) < 1.0  # a denoising loss, not a trivially zero one
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_every_objective_trains_and_merges_the_configured_layers(
+    objective: str, world: PairWorld, tmp_path: Path
+) -> None:
+    from lorarar.merge.methods import hypernet_coefficients, load_hypernet
+
+    cfg = HyperTrainConfig(steps=2, batch=1, val_every=2, val_pairs=1, checkpoint_every=1, objective=objective)
+    cfg.merged = ALL_FOUR
+    cfg.proximity = 1.0 if objective == "ground-truth" else 0.0
+    facts = train_hypernet(tmp_path / "net", tmp_path / "work", cfg, world=world)
+    saved = json.loads((tmp_path / "net" / "training.json").read_text())
+    assert saved["config"]["objective"] == objective and saved["config"]["merged"] == list(ALL_FOUR)
+    assert [h["step"] for h in facts["history"]] == [2] and facts["best_val"] == facts["history"][0]["val"] > 0
+
+    net = load_hypernet(tmp_path / "net")
+    assert net.config.merged == ALL_FOUR
+    paths = catalog.paths()
+    content, style = LoraFile.load(str(paths.content_lora("truck"))), LoraFile.load(str(paths.style_lora("denim")))
+    merged = hypernet_coefficients(net, content, style)
+    assert sorted(merged) == sorted(world.targets)  # every attention projection, not only to_q / to_out.0
+
+
+def test_unknown_objective_is_refused(world: PairWorld, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown objective 'mse' \(ziplora, ground-truth, ziplora\+ground-truth\)"):
+        train_hypernet(tmp_path / "net", tmp_path / "work", HyperTrainConfig(objective="mse"), world=world)
+
+
+def test_proximity_penalty_is_the_mean_squared_distance_from_the_sum() -> None:
+    ones = {"a": (torch.ones(3), torch.ones(5)), "b": (torch.ones(2), torch.ones(2))}
+    assert float(proximity_penalty(ones)) == 0.0
+    moved = {"a": (torch.tensor([1.0, 1.0, 3.0]), torch.ones(5)), "b": (torch.zeros(2), torch.ones(2))}
+    # layer a: (2^2) / 8 columns = 0.5; layer b: 2 * 1^2 / 4 = 0.5; mean over layers 0.5
+    assert float(proximity_penalty(moved)) == pytest.approx(0.5)
+
+
+def test_train_hypernet_cli_passes_the_variant_through(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lorarar.cli.main import main
+
+    args = ["train-hypernet", "--steps", "1", "--out", str(tmp_path / "net"), "--work", str(tmp_path / "work")]
+    args += ["--objective", "ground-truth", "--merged", "to_q, to_k", "--proximity", "0.5", "--lam", "0"]
+    assert main(args) == 0
+    config = json.loads((tmp_path / "net" / "training.json").read_text())["config"]
+    assert (config["objective"], config["merged"], config["proximity"], config["lam"]) == (
+        "ground-truth",
+        ["to_q", "to_k"],
+        0.5,
+        0.0,
+    )
+    assert json.loads((tmp_path / "net" / "config.json").read_text())["merged"] == ["to_q", "to_k"]
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["params"] > 0
