@@ -2,9 +2,10 @@
 
 1. The default world's pipeline is exported once to an ExecuTorch/XNNPACK bundle under .cache/bundles/ (kept and
    reused while the model and hypernetwork are unchanged; the manifest records their hashes).
-2. The native engine loads the bundle once. For a content and a style LoRA from the test split (never seen by the
-   hypernetwork) it generates, with the same seed: the base model, each LoRA alone, their direct merge and the
-   LoRA.rar merge, swapping pairs in the one context: no re-export, recompilation or reload of base weights.
+2. The native engine loads the bundle once, keeping XNNPACK's packed weights in a folder beside it (written on the
+   first run, mapped by later ones, as an app would do). For a content and a style LoRA from the test split (never
+   seen by the hypernetwork) it generates, with the same seed: the base model, each LoRA alone, their direct merge
+   and the LoRA.rar merge, swapping pairs in the one context: no re-export, recompilation or reload of base weights.
 3. Every image is saved under out/demo/ with a grid, and the timings are printed (merge, per step, end to end).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,11 @@ def default_bundle_digest(pipeline: Path, hypernet: Path | None) -> str:
     return source_digest(pipeline) + (source_digest(hypernet) if hypernet else "") + exporter_digest()
 
 
+def packed_cache_dir(bundle: Path) -> Path:
+    """The folder beside a bundle where the engine keeps its packed weights (files named by program hash)."""
+    return bundle.with_name(bundle.name + ".packed")
+
+
 def default_bundle(root: Path | None = None, quiet: bool = False, quant: str = "none") -> Path:
     """The default world's XNNPACK bundle (``quant`` none or int8, w8a8), exported on first use."""
     from lorarar.export.bundle import COMPONENTS, ExportOptions, export_bundle
@@ -58,6 +65,8 @@ def default_bundle(root: Path | None = None, quiet: bool = False, quant: str = "
         return bundle
     if not quiet:
         print(f"exporting the default world to {bundle} (once; a few minutes on two cores)", flush=True)
+    # Files there are named by program hash, so old ones are never used again, only kept: clear them.
+    shutil.rmtree(packed_cache_dir(bundle), ignore_errors=True)
     components = COMPONENTS if hypernet else tuple(c for c in COMPONENTS if c != "hypernet")
     export_bundle(
         ExportOptions(
@@ -91,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = catalog.paths()
     bundle = default_bundle()
+    cache = packed_cache_dir(bundle)
+    cache.mkdir(parents=True, exist_ok=True)
+    cache_state = "mapped" if any(cache.iterdir()) else "written"
     t0 = time.perf_counter()
-    engine = Engine.load(str(bundle))
+    engine = Engine.load(str(bundle), packed_cache_dir=str(cache))
     load_ms = (time.perf_counter() - t0) * 1e3
     content = LoraFile.load(str(paths.content_lora(args.content)))
     style = LoraFile.load(str(paths.style_lora(args.style)))
@@ -115,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 "bundle": str(bundle),
                 "backend": engine.backend,
                 "load_ms": round(load_ms, 1),
+                "packed_cache": f"{cache} ({cache_state})",
                 "pair": [args.content, args.style],
             }
         )

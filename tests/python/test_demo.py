@@ -32,8 +32,13 @@ def test_default_bundle_is_exported_once_per_source(monkeypatch: pytest.MonkeyPa
     # Another source (here: a stale stamp, as after an exporter change) re-exports.
     stamp = bundle.with_name("default-xnnpack.source.sha256")
     stamp.write_text("stale")
+    packed = demo.packed_cache_dir(bundle)
+    assert packed == tmp_path / ".cache" / "bundles" / "default-xnnpack.packed"
+    packed.mkdir()
+    (packed / "lorarar-0123.xnnpack").write_bytes(b"weights of the previous export")
     demo.default_bundle(world, quiet=True)
     assert len(exports) == 2 and stamp.read_text() == demo.default_bundle_digest(world / "pipeline", world / "hypernet")
+    assert not packed.exists()  # the previous export's packed weights go with it
 
 
 def test_bundle_digest_covers_the_exporter_source() -> None:
