@@ -81,8 +81,8 @@ class PairWorld:
         self.noise = DDPMScheduler.from_config(pipe.scheduler.config)
         self.scale = float(pipe.vae.config.scaling_factor)
         self.pipe = pipe
-        self.truth: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
-        self.merged_embeddings: dict[str, torch.Tensor] = {}  # content name -> its merged prompt's encoding
+        # (content, style) -> latent mean, latent std of its ground-truth renders, the merged prompt's encoding
+        self.truth: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.factors: dict[str, dict[str, Factors]] = {}
         self.latents: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.embeddings: dict[str, torch.Tensor] = {}
@@ -112,28 +112,28 @@ class PairWorld:
         return (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)) * self.scale
 
     @torch.no_grad()
-    def _truth(self, content: str, style: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latents of the pair's ground-truth renders and the merged prompt's embedding (cached per pair)."""
+    def _truth(self, content: str, style: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Latents of the pair's ground-truth renders and the merged prompt's encoding (cached per pair)."""
         from lorarar.world import data
 
         key = (content, style)
         if key not in self.truth:
             images = data.ground_truth(content, style, GROUND_TRUTH_SEED, GROUND_TRUTH_IMAGES)
             dist = self.pipe.vae.encode(_to_tensor(images)).latent_dist
-            self.truth[key] = (dist.mean, dist.std)
             prompt = catalog.merged_prompt(content)
-            self.merged_embeddings[content] = self.pipe.text_encoder(tokenize(self.pipe.tokenizer, [prompt]))[0]
+            encoding = self.pipe.text_encoder(tokenize(self.pipe.tokenizer, [prompt]))[0]
+            self.truth[key] = (dist.mean, dist.std, encoding)
         return self.truth[key]
 
     def truth_batch(
         self, content: str, style: str, count: int, g: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(noisy latents, timesteps, merged prompt encodings, noise) of `count` renders of the pair."""
-        z = self._sample(self._truth(content, style), count, g)
+        mean, std, encoding = self._truth(content, style)
+        z = self._sample((mean, std), count, g)
         noise = torch.randn(z.shape, generator=g)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (count,), generator=g)
-        e = self.merged_embeddings[content].expand(count, -1, -1)
-        return self.noise.add_noise(z, noise, t), t, e, noise
+        return self.noise.add_noise(z, noise, t), t, encoding.expand(count, -1, -1), noise
 
     def truth_objective(
         self, content: str, style: str, coefficients: slots.Coefficients, count: int, g: torch.Generator, lam: float
@@ -154,14 +154,18 @@ class PairWorld:
         count: int,
         g: torch.Generator,
         lam: float,
+        proximity: float = 0.0,
     ) -> torch.Tensor:
-        """``count`` images per ZipLoRA branch; the ground-truth loss gets as many merged-UNet images (2 count)."""
+        """An objective plus ``proximity`` * mean (m - 1)^2. ``count`` images per ZipLoRA branch; the ground-truth
+        loss gets as many merged-UNet images (2 count)."""
         if objective == "ground-truth":
-            return self.truth_objective(content, style, coefficients, 2 * count, g, lam)
-        if objective == "ziplora+ground-truth":
+            loss = self.truth_objective(content, style, coefficients, 2 * count, g, lam)
+        elif objective == "ziplora+ground-truth":
             truth = self.truth_objective(content, style, coefficients, 2 * count, g, 0.0)
-            return self.objective(content, style, coefficients, count, g, lam) + truth
-        return self.objective(content, style, coefficients, count, g, lam)
+            loss = self.objective(content, style, coefficients, count, g, lam) + truth
+        else:
+            loss = self.objective(content, style, coefficients, count, g, lam)
+        return loss + proximity * proximity_penalty(coefficients) if proximity else loss
 
     def objective(
         self,
@@ -239,7 +243,7 @@ def validation_loss(
     for i, (c, s) in enumerate(pairs):
         g = torch.Generator().manual_seed(12345 + i)
         coeffs = hypernet_coefficients(hypernet, world.factors[c], world.factors[s], modules)
-        total += float(world.loss(objective, c, s, coeffs, 4, g, lam) + proximity * proximity_penalty(coeffs))
+        total += float(world.loss(objective, c, s, coeffs, 4, g, lam, proximity))
     return total / len(pairs)
 
 
@@ -277,9 +281,7 @@ def train_hypernet(
         g = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
         with accelerator.autocast():
             coeffs = hypernet_coefficients(model, world.factors[content], world.factors[style], modules)
-            loss = world.loss(cfg.objective, content, style, coeffs, cfg.batch, g, cfg.lam)
-            if cfg.proximity:
-                loss = loss + cfg.proximity * proximity_penalty(coeffs)
+            loss = world.loss(cfg.objective, content, style, coeffs, cfg.batch, g, cfg.lam, cfg.proximity)
         opt.zero_grad()
         accelerator.backward(loss)
         opt.step()
