@@ -208,3 +208,76 @@ def test_world_sample_names_a_missing_library_lora(
     )
     assert capsys.readouterr().err == expected
     assert not (tmp_path / "out").exists()
+
+
+def _hypernet_folder(tmp_path: Path, config: str | None, weights: dict[str, torch.Tensor] | bytes | None) -> Path:
+    folder = tmp_path / "hypernet"
+    folder.mkdir()
+    if config is not None:
+        (folder / "config.json").write_text(config)
+    if isinstance(weights, bytes):
+        (folder / "hypernet.safetensors").write_bytes(weights)
+    elif weights is not None:
+        save_file(weights, str(folder / "hypernet.safetensors"))
+    return folder
+
+
+def _hypernet_state(hidden: int = 8) -> dict[str, torch.Tensor]:
+    from lorarar.hypernet.model import HyperNet, HyperNetConfig
+
+    return {k: v.clone() for k, v in HyperNet(HyperNetConfig(widths=(16,), hidden=hidden)).state_dict().items()}
+
+
+GOOD_CONFIG = json.dumps({"widths": [16], "hidden": 8, "merged": ["to_q", "to_out.0"]})
+NAN_STATE = _hypernet_state()
+NAN_STATE["output.bias"][1] = float("nan")
+HYPERNET_CASES = [
+    ("no config", None, None, "config.json", "no such file (not a hypernetwork folder)"),
+    ("config not json", "{widths", None, "config.json", "not JSON (Expecting property name enclosed in double quotes"),
+    ("config no widths", "{}", None, "config.json", "no 'widths' (a list of positive integers)"),
+    (
+        "config bad hidden",
+        json.dumps({"widths": [16], "hidden": -1, "merged": []}),
+        None,
+        "config.json",
+        "'hidden' must be a positive integer, got -1",
+    ),
+    (
+        "no weights",
+        GOOD_CONFIG,
+        None,
+        "hypernet.safetensors",
+        "no such file (a hypernetwork folder holds config.json + this file)",
+    ),
+    ("weights truncated", GOOD_CONFIG, b"\x10\x00", "hypernet.safetensors", "not a safetensors file ("),
+    (
+        "weights of another size",
+        GOOD_CONFIG,
+        _hypernet_state(hidden=4),
+        "hypernet.safetensors",
+        "does not match its config.json (wrong shape: inputs.16.bias, inputs.16.weight, output.weight)",
+    ),
+    ("weights nan", GOOD_CONFIG, NAN_STATE, "hypernet.safetensors", "tensor 'output.bias' holds NaN or Inf"),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "config", "weights", "file", "message"), HYPERNET_CASES, ids=[c[0] for c in HYPERNET_CASES]
+)
+def test_bad_hypernetwork_folders_name_the_file(
+    label: str,
+    config: str | None,
+    weights: dict[str, torch.Tensor] | bytes | None,
+    file: str,
+    message: str,
+    lora_files: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = _hypernet_folder(tmp_path, config, weights)
+    out = tmp_path / "merged.safetensors"
+    args = ["merge", "--content", str(lora_files["content"]), "--style", str(lora_files["style"])]
+    assert main([*args, "--method", "hypernet", "--hypernet", str(folder), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {folder / file}: {message}") and err.count("\n") == 1
+    assert not out.exists()

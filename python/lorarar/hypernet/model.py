@@ -17,9 +17,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+
+from lorarar.errors import LoraError
 
 HIDDEN = 128
 
@@ -32,6 +35,37 @@ class HyperNetConfig:
 
     def is_merged(self, module: str) -> bool:
         return any(module == leaf or module.endswith("." + leaf) for leaf in self.merged)
+
+
+def read_config(path: Path) -> HyperNetConfig:
+    """A hypernetwork's config.json: positive widths and hidden size, merged leaf names."""
+    if not path.is_file():
+        raise LoraError(f"{path}: no such file (not a hypernetwork folder)", 4)
+    try:
+        cfg = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LoraError(f"{path}: not JSON ({e})", 2) from None
+    if not isinstance(cfg, dict):
+        raise LoraError(f"{path}: expected a JSON object with widths, hidden and merged", 2)
+
+    def field_of(key: str, check: Any, meaning: str) -> Any:
+        if key not in cfg:
+            raise LoraError(f"{path}: no {key!r} ({meaning})", 2)
+        if not check(cfg[key]):
+            raise LoraError(f"{path}: {key!r} must be {meaning}, got {cfg[key]!r}", 2)
+        return cfg[key]
+
+    def positive(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 20
+
+    widths = field_of(
+        "widths", lambda v: isinstance(v, list) and v and all(positive(w) for w in v), "a list of positive integers"
+    )
+    hidden = field_of("hidden", positive, "a positive integer")
+    merged = field_of(
+        "merged", lambda v: isinstance(v, list) and all(isinstance(m, str) and m for m in v), "a list of layer names"
+    )
+    return HyperNetConfig(widths=tuple(widths), hidden=hidden, merged=tuple(merged))
 
 
 class HyperNet(nn.Module):
@@ -70,11 +104,33 @@ class HyperNet(nn.Module):
 
     @classmethod
     def load(cls, folder: Path) -> HyperNet:
+        """A folder written by save(). A missing, malformed or mismatched file raises LoraError naming it."""
         from safetensors.torch import load_file
 
-        cfg = json.loads((folder / "config.json").read_text())
-        model = cls(HyperNetConfig(widths=tuple(cfg["widths"]), hidden=cfg["hidden"], merged=tuple(cfg["merged"])))
-        model.load_state_dict(load_file(str(folder / "hypernet.safetensors")))
+        model = cls(read_config(folder / "config.json"))
+        weights = folder / "hypernet.safetensors"
+        if not weights.is_file():
+            raise LoraError(f"{weights}: no such file (a hypernetwork folder holds config.json + this file)", 4)
+        try:
+            state = load_file(str(weights))
+        except Exception as e:  # safetensors raises its own error types for every kind of bad header
+            raise LoraError(f"{weights}: not a safetensors file ({e})", 2) from None
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in state.items()}
+        if found != expected:
+            missing = sorted(set(expected) - set(found))
+            extra = sorted(set(found) - set(expected))
+            shapes = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+            problem = "; ".join(
+                f"{what}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
+                for what, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", shapes))
+                if keys
+            )
+            raise LoraError(f"{weights}: does not match its config.json ({problem})", 2)
+        for key in sorted(state):
+            if not bool(torch.isfinite(state[key]).all()):
+                raise LoraError(f"{weights}: tensor {key!r} holds NaN or Inf", 2)
+        model.load_state_dict({k: v.float() for k, v in state.items()})
         return model
 
     @classmethod

@@ -50,8 +50,6 @@ def parse_method(spec: str) -> tuple[str, float, float]:
 def load_hypernet(path: Path) -> HyperNet:
     """A trained hypernetwork folder (config.json + hypernet.safetensors) or the published SDXL file."""
     if path.is_dir():
-        if not (path / "config.json").exists():
-            raise LoraError(f"{path}: no config.json (not a hypernetwork folder)", 4)
         return HyperNet.load(path)
     if not path.exists():
         raise LoraError(f"{path}: no such file", 4)
