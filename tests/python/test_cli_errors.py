@@ -281,3 +281,37 @@ def test_bad_hypernetwork_folders_name_the_file(
     err = capsys.readouterr().err
     assert err.startswith(f"error: {folder / file}: {message}") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_mutated_hypernetwork_folders_load_or_raise_lora_error(tmp_path: Path) -> None:
+    """Fuzz: 400 byte-level mutations of a good config.json and hypernet.safetensors."""
+    import random
+
+    from lorarar.errors import LoraError
+    from lorarar.hypernet.model import HyperNet
+
+    good = _hypernet_folder(tmp_path, GOOD_CONFIG, _hypernet_state())
+    files = {name: (good / name).read_bytes() for name in ("config.json", "hypernet.safetensors")}
+    rng = random.Random(7)
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(400):
+        name = rng.choice(sorted(files))
+        data = bytearray(files[name])
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            action = rng.random()
+            if action < 0.5:
+                data[at] = rng.randrange(256)
+            elif action < 0.75:
+                del data[at : at + rng.randint(1, 16)]
+            else:
+                data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        (good / name).write_bytes(bytes(data))
+        try:
+            HyperNet.load(good)
+            outcomes["loaded"] += 1
+        except LoraError as e:
+            assert str(e).startswith(f"{good / name}: "), str(e)
+            outcomes["refused"] += 1
+        (good / name).write_bytes(files[name])
+    assert outcomes["refused"] > 100 and outcomes["loaded"] > 0, outcomes
