@@ -97,3 +97,57 @@ def test_train_hypernet_cli_passes_the_variant_through(tmp_path: Path, capsys: p
     )
     assert json.loads((tmp_path / "net" / "config.json").read_text())["merged"] == ["to_q", "to_k"]
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["params"] > 0
+
+
+def test_train_scope_all_is_every_train_subject_with_every_train_style() -> None:
+    library, full = catalog.pairs("train"), catalog.pairs("train", "all")
+    assert len(library) == 64 and len(full) == 256 and len(set(full)) == 256
+    assert {c for c, _ in full} == set(catalog.SUBJECT_SPLITS["train"])
+    assert {s for _, s in full} == set(catalog.STYLE_SPLITS["train"])
+    assert [p for p in full if p in set(library)] == library  # the library's pairs keep their order
+    assert catalog.pairs("test", "all") == catalog.pairs("test")  # only the train split grows
+    with pytest.raises(ValueError, match=r"unknown train scope 'most' \(library, all\)"):
+        catalog.pairs("train", "most")
+
+
+def test_train_scope_all_needs_its_loras(tmp_path: Path) -> None:
+    from lorarar.errors import LoraError
+
+    root = catalog.default_dir()
+    missing = catalog.paths(root).content_lora(catalog.SUBJECT_SPLITS["train"][1])
+    with pytest.raises(LoraError) as e:
+        PairWorld(root, scope="all")
+    assert str(e.value) == (
+        f"{missing}: no such file (train it: lorarar world train --stage loras --train-scope all --out {root})"
+    )
+    with pytest.raises(ValueError, match=r"the pair world has no LoRA for .*kestrel.* \(train scope 'all'\)"):
+        train_hypernet(tmp_path / "n", tmp_path / "w", HyperTrainConfig(train_scope="all"), world=PairWorld(root))
+
+
+def test_train_scope_all_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The 16 train names outside the library get LoRAs in a copy of the world, and the hypernetwork trains on the
+    256 pairs from there (a few steps each: the code path, not a usable result)."""
+    import shutil
+
+    from lorarar.cli.main import main
+
+    root = tmp_path / "world"
+    root.mkdir()
+    (root / "pipeline").symlink_to(catalog.paths().pipeline)
+    shutil.copytree(catalog.default_dir() / "loras", root / "loras")
+    args = ["world", "train", "--stage", "loras", "--quick", "--out", str(root), "--only", "kestrel"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == "error: --only 'kestrel': not in the LoRA library: kestrel\n"
+    assert main([*args[:-2], "--train-scope", "all"]) == 0
+    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["trained"]
+    extra = sorted(
+        set(catalog.SUBJECT_SPLITS["train"] + catalog.STYLE_SPLITS["train"])
+        - set(catalog.library_subjects() + catalog.library_styles())
+    )
+    assert sorted(trained) == extra and len(extra) == 16
+    assert LoraFile.load(str(catalog.paths(root).style_lora("lagoon"))).layers
+
+    net = tmp_path / "net"
+    args = ["train-hypernet", "--steps", "2", "--out", str(net), "--work", str(tmp_path / "work")]
+    assert main([*args, "--train-scope", "all", "--root", str(root)]) == 0
+    assert json.loads((net / "training.json").read_text())["config"]["train_scope"] == "all"

@@ -32,6 +32,14 @@ def register(sub: Any) -> None:
     train.add_argument(
         "--proximity", type=float, default=0.0, help="weight of mean (m - 1)^2, which keeps merges near the sum"
     )
+    train.add_argument(
+        "--train-scope",
+        choices=("library", "all"),
+        default="library",
+        help="library: the LoRA library's 8 x 8 train pairs; all: every train subject x style (16 x 16; their LoRAs "
+        "come from 'lorarar world train --stage loras --train-scope all --out ROOT')",
+    )
+    train.add_argument("--root", type=Path, help="world folder the LoRAs come from (default: the default world)")
     train.set_defaults(run=run_train)
 
     ev = sub.add_parser("eval", help="compare merge methods on unseen pairs of the default world")
@@ -67,10 +75,11 @@ def run_train(args: argparse.Namespace) -> int:
         cfg.lam = args.lam
     cfg.objective = args.objective
     cfg.proximity = args.proximity
+    cfg.train_scope = args.train_scope
     cfg.merged = tuple(m.strip() for m in args.merged.split(",") if m.strip())
     out = args.out or catalog.paths().hypernet
     work = args.work or catalog.repo_root() / ".cache" / "world" / "hypernet"
-    facts = train_hypernet(out, work, cfg)
+    facts = train_hypernet(out, work, cfg, root=args.root)
     print(json.dumps({k: v for k, v in facts.items() if k != "history"}))
     return 0
 

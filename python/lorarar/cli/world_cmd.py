@@ -24,6 +24,13 @@ def register(sub: Any) -> None:
     train.add_argument("--quick", action="store_true", help="a few steps per stage (smoke test, not a usable world)")
     train.add_argument("--only", help="loras stage: these library LoRAs only (comma-separated names)")
     train.add_argument(
+        "--train-scope",
+        choices=("library", "all"),
+        default="library",
+        help="loras stage: all also trains LoRAs for the train names outside the library (16 more, for "
+        "'train-hypernet --train-scope all'; use --out with a copy of the world)",
+    )
+    train.add_argument(
         "--lora-steps-scale", type=float, default=1.0, help="loras stage: multiply the content and style steps"
     )
     train.set_defaults(run=run_train)
@@ -65,7 +72,7 @@ def run_train(args: argparse.Namespace) -> int:
     stages = STAGES if args.stage == "all" else (args.stage,)
     if not args.lora_steps_scale > 0:
         raise LoraError(f"--lora-steps-scale {args.lora_steps_scale}: must be a positive number")
-    only = _library_names(args.only)
+    only = _library_names(args.only, args.train_scope)
     for stage in stages:
         if stage == "base":
             from lorarar.world.train_base import BaseConfig, train_base
@@ -79,7 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
             lcfg = LoraConfig(content_steps=2, style_steps=2, prior_images=8) if args.quick else LoraConfig()
             lcfg.content_steps = round(lcfg.content_steps * args.lora_steps_scale)
             lcfg.style_steps = round(lcfg.style_steps * args.lora_steps_scale)
-            facts = train_loras(out, lcfg, only=only)
+            facts = train_loras(out, lcfg, only=only, scope=args.train_scope)
             print(json.dumps({"stage": "loras", **facts}))
         else:
             from lorarar.world.metrics import MetricsConfig, train_metrics
@@ -93,14 +100,15 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _library_names(only: str | None) -> list[str] | None:
+def _library_names(only: str | None, scope: str = "library") -> list[str] | None:
     if only is None:
         return None
     names = [n for n in only.split(",") if n]
-    library = set(catalog.library_subjects()) | set(catalog.library_styles())
+    library = set(catalog.library_subjects(scope)) | set(catalog.library_styles(scope))
     unknown = [n for n in names if n not in library]
     if unknown or not names:
-        raise LoraError(f"--only {only!r}: not in the LoRA library: {', '.join(unknown) or '(empty)'}")
+        where = "the LoRA library" if scope == "library" else "the LoRA library or the train split"
+        raise LoraError(f"--only {only!r}: not in {where}: {', '.join(unknown) or '(empty)'}")
     return names
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lorarar.errors import LoraError
 from lorarar.export.graph_forms import use_classic_attention
 from lorarar.formats.atomic import atomic_dir, atomic_file
 from lorarar.hypernet import slots
@@ -58,6 +59,7 @@ class HyperTrainConfig:
     merged: tuple[str, ...] = ("to_q", "to_out.0")  # layers the hypernetwork merges; the others are summed
     # Weight of the mean of (m - 1)^2 over the merged columns: keeps the merge near the sum (0: as published).
     proximity: float = 0.0
+    train_scope: str = "library"  # catalog.TRAIN_SCOPES: the library's 8 x 8 train pairs, or all 16 x 16
 
 
 OBJECTIVES = ("ziplora", "ground-truth", "ziplora+ground-truth")
@@ -68,7 +70,7 @@ GROUND_TRUTH_IMAGES = 32
 class PairWorld:
     """The frozen base UNet with LoRA slots, and each library LoRA's factors, latents and prompt embedding."""
 
-    def __init__(self, root: Path | None = None, names: list[str] | None = None) -> None:
+    def __init__(self, root: Path | None = None, names: list[str] | None = None, scope: str = "library") -> None:
         from diffusers import DDPMScheduler, StableDiffusionPipeline
 
         from lorarar import LoraFile
@@ -86,13 +88,19 @@ class PairWorld:
         self.factors: dict[str, dict[str, Factors]] = {}
         self.latents: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.embeddings: dict[str, torch.Tensor] = {}
-        subjects = catalog.library_subjects()
-        styles = catalog.library_styles()
+        subjects = catalog.library_subjects(scope)
+        styles = catalog.library_styles(scope)
         jobs = [("content", s) for s in subjects] + [("style", s) for s in styles]
         for kind, name in jobs:
             if names is not None and name not in names:
                 continue
             path = paths.content_lora(name) if kind == "content" else paths.style_lora(name)
+            if not path.is_file():
+                raise LoraError(
+                    f"{path}: no such file (train it: lorarar world train --stage loras --train-scope {scope} "
+                    f"--out {paths.root})",
+                    4,
+                )
             self.factors[name] = read_factors(LoraFile.load(str(path)))
             images, prompt = training_images(kind, name)
             with torch.no_grad():
@@ -256,7 +264,11 @@ def train_hypernet(
     if cfg.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {cfg.objective!r} ({', '.join(OBJECTIVES)})")
     started = time.time()
-    world = world or PairWorld(root)
+    train_pairs = catalog.pairs("train", cfg.train_scope)
+    world = world or PairWorld(root, scope=cfg.train_scope)
+    lacking = sorted({n for pair in train_pairs for n in pair} - set(world.factors))
+    if lacking:
+        raise ValueError(f"the pair world has no LoRA for {', '.join(lacking)} (train scope {cfg.train_scope!r})")
     hypernet = new_hypernet(world, cfg.seed, cfg.merged)
     opt = torch.optim.AdamW(hypernet.parameters(), lr=cfg.lr, weight_decay=1e-4)
     work.mkdir(parents=True, exist_ok=True)
@@ -270,7 +282,6 @@ def train_hypernet(
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     hypernet, opt = accelerator.prepare(hypernet, opt)
     model = accelerator.unwrap_model(hypernet)
-    train_pairs = catalog.pairs("train")
     val_pairs = catalog.pairs("val")[: cfg.val_pairs]
     modules = world.merged_modules(model.config)
     bar = tqdm(range(start, cfg.steps), desc="train hypernet", initial=start, total=cfg.steps)

@@ -85,12 +85,24 @@ LIBRARY_STYLES: dict[str, tuple[str, ...]] = {
 }
 
 
-def library_subjects() -> list[str]:
-    return [s for split in SPLITS for s in LIBRARY_SUBJECTS[split]]
+# How much of the train split has LoRAs: "library" (the committed library above) or "all" (every train subject
+# and style: 16 more LoRAs, trained on demand into a copy of the world, for training the hypernetwork on 16 x 16
+# train pairs instead of 8 x 8; not committed, they would exceed the artifact budget).
+TRAIN_SCOPES = ("library", "all")
 
 
-def library_styles() -> list[str]:
-    return [s for split in SPLITS for s in LIBRARY_STYLES[split]]
+def _scoped(library: dict[str, tuple[str, ...]], split_names: dict[str, tuple[str, ...]], scope: str) -> list[str]:
+    if scope not in TRAIN_SCOPES:
+        raise ValueError(f"unknown train scope {scope!r} ({', '.join(TRAIN_SCOPES)})")
+    return [n for split in SPLITS for n in (split_names if split == "train" and scope == "all" else library)[split]]
+
+
+def library_subjects(scope: str = "library") -> list[str]:
+    return _scoped(LIBRARY_SUBJECTS, SUBJECT_SPLITS, scope)
+
+
+def library_styles(scope: str = "library") -> list[str]:
+    return _scoped(LIBRARY_STYLES, STYLE_SPLITS, scope)
 
 
 # The class each style's single training image shows (varied, so no style is tied to one class).
@@ -124,9 +136,11 @@ def split_of_style(style: str) -> str:
     return next(split for split, names in STYLE_SPLITS.items() if style in names)
 
 
-def pairs(split: str) -> list[tuple[str, str]]:
-    """Every (content, style) pair of a split's LoRA library."""
-    return [(c, s) for c in LIBRARY_SUBJECTS[split] for s in LIBRARY_STYLES[split]]
+def pairs(split: str, scope: str = "library") -> list[tuple[str, str]]:
+    """Every (content, style) pair of a split's LoRA library (of every train name with scope "all")."""
+    subjects = set(library_subjects(scope))
+    styles = set(library_styles(scope))
+    return [(c, s) for c in SUBJECT_SPLITS[split] if c in subjects for s in STYLE_SPLITS[split] if s in styles]
 
 
 def repo_root() -> Path:

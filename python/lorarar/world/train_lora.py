@@ -160,13 +160,16 @@ def save_lora(state: dict[str, torch.Tensor], rank: int, path: Path) -> None:
         folder.rmdir()
 
 
-def train_loras(root: Path, cfg: LoraConfig | None = None, only: list[str] | None = None) -> dict[str, Any]:
-    """Trains every missing LoRA of the library (resumable: finished files are kept)."""
+def train_loras(
+    root: Path, cfg: LoraConfig | None = None, only: list[str] | None = None, scope: str = "library"
+) -> dict[str, Any]:
+    """Trains every missing LoRA of the library, or of every train name with scope "all" (resumable: finished
+    files are kept)."""
     cfg = cfg or LoraConfig()
     paths = catalog.paths(root)
+    jobs: list[tuple[str, str]] = [("content", s) for s in catalog.library_subjects(scope)]
+    jobs += [("style", s) for s in catalog.library_styles(scope)]
     trainer = Trainer(paths.pipeline, cfg)
-    jobs: list[tuple[str, str]] = [("content", s) for s in catalog.library_subjects()]
-    jobs += [("style", s) for s in catalog.library_styles()]
     if only:
         jobs = [j for j in jobs if j[1] in only]
     started = time.time()
