@@ -315,3 +315,63 @@ def test_mutated_hypernetwork_folders_load_or_raise_lora_error(tmp_path: Path) -
             outcomes["refused"] += 1
         (good / name).write_bytes(files[name])
     assert outcomes["refused"] > 100 and outcomes["loaded"] > 0, outcomes
+
+
+def _published_state() -> dict[str, torch.Tensor]:
+    """The published SDXL hypernetwork's layout (input_N per width, output.1), at width 16, hidden 8."""
+    g = torch.Generator().manual_seed(0)
+    shapes = {"input_1.weight": (8, 32), "input_1.bias": (8,), "output.1.weight": (2, 8), "output.1.bias": (2,)}
+    return {k: torch.randn(*s, generator=g) for k, s in shapes.items()}
+
+
+def test_published_hypernetwork_layout_is_imported(tmp_path: Path) -> None:
+    from lorarar.hypernet.model import HyperNet
+
+    state = _published_state()
+    path = write(tmp_path, state, "published.safetensors")
+    net = HyperNet.from_published(path)
+    assert net.config.widths == (16,) and net.config.hidden == 8
+    assert torch.equal(net.inputs["16"].weight, state["input_1.weight"])
+    assert torch.equal(net.output.bias, state["output.1.bias"])
+
+
+PUBLISHED_CASES = [
+    ("garbage", b"garbage!!", "not a safetensors file (Error while deserializing header: header too large)"),
+    ("a lora", "lora", "not a LoRA.rar hypernetwork (expected input_N.weight and output.1.weight)"),
+    ("no output bias", "no-bias", "does not match the published layout (missing: output.bias)"),
+    (
+        "hidden mismatch",
+        "hidden",
+        "does not match the published layout (wrong shape: inputs.16.bias, inputs.16.weight)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("label", "content", "message"), PUBLISHED_CASES, ids=[c[0] for c in PUBLISHED_CASES])
+def test_bad_published_hypernetwork_files_name_the_file(
+    label: str,
+    content: bytes | str,
+    message: str,
+    lora_files: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "published.safetensors"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "lora":
+        path.write_bytes(lora_files["content"].read_bytes())
+    else:
+        state = _published_state()
+        if content == "no-bias":
+            del state["output.1.bias"]
+        else:
+            state["output.1.weight"] = torch.ones(2, 8)
+            state["input_1.weight"] = torch.ones(4, 32)  # hidden 4 in the first layer, 8 in the output layer
+            state["input_1.bias"] = torch.ones(4)
+        save_file(state, str(path))
+    out = tmp_path / "merged.safetensors"
+    args = ["merge", "--content", str(lora_files["content"]), "--style", str(lora_files["style"])]
+    assert main([*args, "--method", "hypernet", "--hypernet", str(path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: {path}: {message}\n"
+    assert not out.exists()

@@ -161,7 +161,7 @@ def test_cli_errors(tiny_pipeline: Path, tmp_path: Path, capsys: pytest.CaptureF
         "error: --quant: 'palette4' is not available for --backend xnnpack (choose from none, int8, w8a8)"
     )
     assert _error(capsys, [*base, "--model", str(tiny_pipeline), "--hypernet", str(tmp_path)]) == (
-        f"error: {tmp_path}: no config.json (expected a HyperNet.save folder)"
+        f"error: {tmp_path / 'config.json'}: no such file (not a hypernetwork folder)"
     )
     nosub = tmp_path / "noweights"
     shutil.copytree(tiny_pipeline, nosub)

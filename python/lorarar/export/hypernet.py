@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lorarar.errors import LoraError
 from lorarar.export.errors import ExportError
 from lorarar.export.lora_slot import SlotLayout
 from lorarar.export.program import Component, Method, TensorSpec, random_inputs
@@ -57,13 +58,11 @@ def random_hypernet(widths: list[int], seed: int = 0) -> HyperNet:
 
 
 def load(folder: Path) -> HyperNet:
-    for name in ("config.json", "hypernet.safetensors"):
-        if not (folder / name).exists():
-            raise ExportError(f"{folder}: no {name} (expected a HyperNet.save folder)")
+    """A HyperNet.save folder; HyperNet.load's errors name the file at fault."""
     try:
         return HyperNet.load(folder).eval()
-    except (KeyError, RuntimeError, ValueError) as e:
-        raise ExportError(f"{folder}: not a LoRA.rar hypernetwork ({str(e).splitlines()[0]})") from None
+    except LoraError as e:
+        raise ExportError(str(e)) from None
 
 
 def merged_groups(net_config: HyperNetConfig, layout: SlotLayout) -> dict[tuple[int, int], list[int]]:

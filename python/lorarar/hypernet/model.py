@@ -105,17 +105,35 @@ class HyperNet(nn.Module):
     @classmethod
     def load(cls, folder: Path) -> HyperNet:
         """A folder written by save(). A missing, malformed or mismatched file raises LoraError naming it."""
-        from safetensors.torch import load_file
-
         model = cls(read_config(folder / "config.json"))
         weights = folder / "hypernet.safetensors"
         if not weights.is_file():
             raise LoraError(f"{weights}: no such file (a hypernetwork folder holds config.json + this file)", 4)
-        try:
-            state = load_file(str(weights))
-        except Exception as e:  # safetensors raises its own error types for every kind of bad header
-            raise LoraError(f"{weights}: not a safetensors file ({e})", 2) from None
-        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        model._load_checked(_read_weights(weights), weights, "its config.json")
+        return model
+
+    @classmethod
+    def from_published(cls, path: Path) -> HyperNet:
+        """Imports the SDXL hypernetwork published with LoRA.rar (input_1: width 640, input_2: 1280, output.1)."""
+        state = _read_weights(path)
+        inputs = {k.split(".")[0]: v for k, v in state.items() if k.startswith("input_") and k.endswith(".weight")}
+        output = state.get("output.1.weight")
+        if not inputs or output is None or output.dim() != 2 or any(v.dim() != 2 for v in inputs.values()):
+            raise LoraError(f"{path}: not a LoRA.rar hypernetwork (expected input_N.weight and output.1.weight)", 2)
+        widths = {int(v.shape[1]) // 2: name for name, v in inputs.items()}
+        model = cls(HyperNetConfig(widths=tuple(sorted(widths)), hidden=int(output.shape[1])))
+        renamed = {f"inputs.{n}.": f"{name}." for n, name in widths.items()} | {"output.": "output.1."}
+        mapped = {}
+        for key in model.state_dict():
+            prefix = next(p for p in renamed if key.startswith(p))
+            source = renamed[prefix] + key[len(prefix) :]
+            if source in state:
+                mapped[key] = state[source]
+        model._load_checked(mapped, path, "the published layout")
+        return model
+
+    def _load_checked(self, state: dict[str, torch.Tensor], path: Path, against: str) -> None:
+        expected = {k: tuple(v.shape) for k, v in self.state_dict().items()}
         found = {k: tuple(v.shape) for k, v in state.items()}
         if found != expected:
             missing = sorted(set(expected) - set(found))
@@ -126,26 +144,21 @@ class HyperNet(nn.Module):
                 for what, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", shapes))
                 if keys
             )
-            raise LoraError(f"{weights}: does not match its config.json ({problem})", 2)
-        for key in sorted(state):
-            if not bool(torch.isfinite(state[key]).all()):
-                raise LoraError(f"{weights}: tensor {key!r} holds NaN or Inf", 2)
-        model.load_state_dict({k: v.float() for k, v in state.items()})
-        return model
+            raise LoraError(f"{path}: does not match {against} ({problem})", 2)
+        self.load_state_dict({k: v.float() for k, v in state.items()})
 
-    @classmethod
-    def from_published(cls, path: Path) -> HyperNet:
-        """Imports the SDXL hypernetwork published with LoRA.rar (input_1: width 640, input_2: 1280, output.1)."""
-        from safetensors.torch import load_file
 
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file of finite weights, or LoraError naming it."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise LoraError(f"{path}: no such file", 4)
+    try:
         state = load_file(str(path))
-        widths = {
-            int(state[k].shape[1]) // 2: k.split(".")[0]
-            for k in state
-            if k.startswith("input_") and k.endswith(".weight")
-        }
-        model = cls(HyperNetConfig(widths=tuple(sorted(widths)), hidden=int(state["output.1.weight"].shape[1])))
-        mapped = {f"inputs.{n}.{p}": state[f"{name}.{p}"] for n, name in widths.items() for p in ("weight", "bias")}
-        mapped.update({f"output.{p}": state[f"output.1.{p}"] for p in ("weight", "bias")})
-        model.load_state_dict(mapped)
-        return model
+    except Exception as e:  # safetensors raises its own error types for every kind of bad header
+        raise LoraError(f"{path}: not a safetensors file ({e})", 2) from None
+    for key in sorted(state):
+        if not bool(torch.isfinite(state[key].float()).all()):
+            raise LoraError(f"{path}: tensor {key!r} holds NaN or Inf", 2)
+    return state

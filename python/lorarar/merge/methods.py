@@ -49,14 +49,7 @@ def parse_method(spec: str) -> tuple[str, float, float]:
 
 def load_hypernet(path: Path) -> HyperNet:
     """A trained hypernetwork folder (config.json + hypernet.safetensors) or the published SDXL file."""
-    if path.is_dir():
-        return HyperNet.load(path)
-    if not path.exists():
-        raise LoraError(f"{path}: no such file", 4)
-    try:
-        return HyperNet.from_published(path)
-    except (KeyError, RuntimeError) as e:
-        raise LoraError(f"{path}: not a LoRA.rar hypernetwork ({e})", 2) from None
+    return HyperNet.load(path) if path.is_dir() else HyperNet.from_published(path)
 
 
 @torch.no_grad()
