@@ -8,7 +8,6 @@ random numbers and can be compared step by step.
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,10 +24,17 @@ SCHEDULER_CLASSES = {"ddim": "DDIMScheduler", "euler": "EulerDiscreteScheduler",
 
 def bundle_source(bundle: Path) -> tuple[Path, Path | None]:
     """The diffusers folder a bundle came from, and its hypernetwork folder (if it was exported with one)."""
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    model = Path(manifest["source"]["path"])
-    hypernet = manifest.get("programs", {}).get("hypernet", {}).get("source")
-    hyper_path = Path(hypernet) if hypernet and Path(hypernet).exists() else None
+    from lorarar.export import manifest as bundle_manifest
+
+    manifest = bundle_manifest.read(bundle)
+    source = manifest.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
+        raise LoraError(f"{bundle / bundle_manifest.MANIFEST}: no source.path (the model the bundle came from)", 2)
+    model = Path(source["path"])
+    programs = manifest.get("programs")
+    hyper = programs.get("hypernet") if isinstance(programs, dict) else None
+    hypernet = hyper.get("source") if isinstance(hyper, dict) else None
+    hyper_path = Path(hypernet) if isinstance(hypernet, str) and Path(hypernet).exists() else None
     if not (model / "model_index.json").exists():
         raise LoraError(f"{bundle}: the model it was exported from ({model}) is not on this machine")
     return model, hyper_path

@@ -375,3 +375,31 @@ def test_bad_published_hypernetwork_files_name_the_file(
     assert main([*args, "--method", "hypernet", "--hypernet", str(path), "--out", str(out)]) == 2
     assert capsys.readouterr().err == f"error: {path}: {message}\n"
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ('{"format": 3', "{dir}/manifest.json: not valid JSON (Expecting ',' delimiter: line 2 column 1 (char 13))"),
+        (
+            '{"format": "lorarar-bundle", "format_version": 1}',
+            "{dir}/manifest.json: no source.path (the model the bundle came from)",
+        ),
+        (
+            '{"format": "lorarar-bundle", "format_version": 1, "source": {"path": "/nowhere"}}',
+            "{dir}: the model it was exported from (/nowhere) is not on this machine",
+        ),
+    ],
+)
+def test_torch_engine_on_a_bad_bundle_names_the_file(
+    manifest: str, message: str, lora_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text(manifest + "\n")
+    out = tmp_path / "img.png"
+    args = ["generate", "--bundle", str(bundle), "--content", str(lora_files["content"]), "--style"]
+    args += [str(lora_files["style"]), "--prompt", "a cup", "--engine", "torch", "--out", str(out)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"error: {message.format(dir=bundle)}\n"
+    assert not out.exists()
