@@ -6,6 +6,7 @@ import json
 import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -403,3 +404,35 @@ def test_torch_engine_on_a_bad_bundle_names_the_file(
     assert main(args) == 2
     assert capsys.readouterr().err == f"error: {message.format(dir=bundle)}\n"
     assert not out.exists()
+
+
+def _png(width: int, height: int, idat: bytes) -> bytes:
+    """A PNG signature, IHDR (8-bit RGB) and one IDAT chunk holding ``idat``."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (_png(64, 64, zlib.compress(b"\0" * 100)), "image file is truncated"),
+        (_png(100_000, 100_000, b""), "Image size (10000000000 pixels) exceeds limit of 178956970 pixels"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 30, "cannot identify image file"),
+    ],
+    ids=["truncated", "decompression bomb", "not a png"],
+)
+def test_world_score_names_an_unreadable_image(
+    data: bytes, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.png").write_bytes(data)
+    assert main(["world", "score", str(tmp_path), "--content", "truck", "--style", "denim", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'a.png'}: not a readable image (") and reason in err, err
+    assert err.count("\n") == 1

@@ -162,7 +162,7 @@ def run_score(args: argparse.Namespace) -> int:
     for f in files:
         try:
             img = Image.open(f).convert("RGB").resize((64, 64))
-        except OSError as e:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # PIL's decoders raise all
             raise LoraError(f"{f}: not a readable image ({e})") from None
         images.append(np.asarray(img, dtype=np.float32) / 255.0)
     result = Scorer().score(np.stack(images), args.content, args.style)
