@@ -12,8 +12,12 @@ Two measurements behind issue 4's analysis (README, "LoRA.rar"):
    layers) and for all four projections; N images per pair are generated with the PyTorch reference pipeline and
    scored by the world's classifiers, against the direct merge of the same pairs and seeds. Per-pair both-correct
    fractions (median, p10, p90) and the means.
+3. ``merge_headroom/both_correct/static-all4``: what of the oracle transfers to unseen pairs without looking at
+   them. The oracle (all four projections) is fitted to S train pairs and its coefficients averaged over them, one
+   number per layer and input feature (a column of dW multiplies the same base-model feature in every LoRA); that
+   one fixed merge is applied to every test pair, in the same run and seeds as the rows above.
 
-    .venv/bin/python benchmarks/merge_headroom.py [--loss-pairs 8] [--pairs 6] [--n 8]
+    .venv/bin/python benchmarks/merge_headroom.py [--loss-pairs 8] [--pairs 6] [--n 8] [--static-pairs 16]
 """
 
 from __future__ import annotations
@@ -80,7 +84,17 @@ def loss_rows(world: PairWorld, hypernet: HyperNet, pairs: list[tuple[str, str]]
         print(json.dumps(row | {"sum_mean": base, "ratio_to_sum": float(np.mean(samples)) / base}), flush=True)
 
 
-def oracle_rows(world: PairWorld, pairs: list[tuple[str, str]], n: int, seed: int) -> None:
+def static_coefficients(world: PairWorld, pairs: list[tuple[str, str]]) -> slots.Coefficients:
+    """The all-four-projections oracle of each pair, averaged over the pairs (per layer and input feature)."""
+    fits = [fit_coefficients(world, c, s, "ground-truth", LAYERS["oracle-all4"], lam=0.0, batch=4) for c, s in pairs]
+    return {
+        k: (torch.stack([f[k][0] for f in fits]).mean(0), torch.stack([f[k][1] for f in fits]).mean(0)) for k in fits[0]
+    }
+
+
+def oracle_rows(
+    world: PairWorld, pairs: list[tuple[str, str]], n: int, seed: int, static: slots.Coefficients | None = None
+) -> None:
     pipe, scorer, paths = load_pipeline(), Scorer(), catalog.paths()
     scores: dict[str, list[float]] = {}
     for content, style in pairs:
@@ -90,6 +104,9 @@ def oracle_rows(world: PairWorld, pairs: list[tuple[str, str]], n: int, seed: in
             fitted = fit_coefficients(world, content, style, "ground-truth", layers, lam=0.0, batch=4)
             coeffs = {k: (c.numpy().astype(np.float32), s.numpy().astype(np.float32)) for k, (c, s) in fitted.items()}
             adapters[label] = Adapter.merge(*files, "columns", 1.0, 1.0, coeffs)
+        if static is not None:
+            coeffs = {k: (c.numpy().astype(np.float32), s.numpy().astype(np.float32)) for k, (c, s) in static.items()}
+            adapters["static-all4"] = Adapter.merge(*files, "columns", 1.0, 1.0, coeffs)
         for label, adapter in adapters.items():
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "merged.safetensors"
@@ -108,6 +125,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=6, help="test pairs for the oracle rows (0: skip them)")
     parser.add_argument("--n", type=int, default=8, help="images per pair and merge")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--static-pairs", type=int, default=16, help="train pairs whose oracles are averaged (0: skip that row)"
+    )
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     world = PairWorld()
@@ -115,7 +135,9 @@ def main() -> None:
     loss_pairs = spread(catalog.pairs("train"), args.loss_pairs) + spread(catalog.pairs("val"), args.loss_pairs)
     loss_rows(world, hypernet, loss_pairs)
     if args.pairs:
-        oracle_rows(world, spread(catalog.pairs("test"), args.pairs), args.n, args.seed)
+        train = spread(catalog.pairs("train"), args.static_pairs)
+        static = static_coefficients(world, train) if args.static_pairs else None
+        oracle_rows(world, spread(catalog.pairs("test"), args.pairs), args.n, args.seed, static)
 
 
 if __name__ == "__main__":
