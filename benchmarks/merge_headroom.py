@@ -92,21 +92,25 @@ def static_coefficients(world: PairWorld, pairs: list[tuple[str, str]]) -> slots
     }
 
 
+def as_arrays(coefficients: slots.Coefficients) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Coefficients in the form Adapter.merge takes (float32 arrays)."""
+    return {k: (c.numpy().astype(np.float32), s.numpy().astype(np.float32)) for k, (c, s) in coefficients.items()}
+
+
 def oracle_rows(
     world: PairWorld, pairs: list[tuple[str, str]], n: int, seed: int, static: slots.Coefficients | None = None
 ) -> None:
     pipe, scorer, paths = load_pipeline(), Scorer(), catalog.paths()
+    static_arrays = as_arrays(static) if static is not None else None
     scores: dict[str, list[float]] = {}
     for content, style in pairs:
         files = LoraFile.load(str(paths.content_lora(content))), LoraFile.load(str(paths.style_lora(style)))
         adapters = {"direct": Adapter.merge(*files, "direct", 1.0, 1.0)}
         for label, layers in LAYERS.items():
             fitted = fit_coefficients(world, content, style, "ground-truth", layers, lam=0.0, batch=4)
-            coeffs = {k: (c.numpy().astype(np.float32), s.numpy().astype(np.float32)) for k, (c, s) in fitted.items()}
-            adapters[label] = Adapter.merge(*files, "columns", 1.0, 1.0, coeffs)
-        if static is not None:
-            coeffs = {k: (c.numpy().astype(np.float32), s.numpy().astype(np.float32)) for k, (c, s) in static.items()}
-            adapters["static-all4"] = Adapter.merge(*files, "columns", 1.0, 1.0, coeffs)
+            adapters[label] = Adapter.merge(*files, "columns", 1.0, 1.0, as_arrays(fitted))
+        if static_arrays is not None:
+            adapters["static-all4"] = Adapter.merge(*files, "columns", 1.0, 1.0, static_arrays)
         for label, adapter in adapters.items():
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "merged.safetensors"

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lorarar.world.catalog import TRAIN_SCOPES
+
 
 def register(sub: Any) -> None:
     train = sub.add_parser("train-hypernet", help="train the merging hypernetwork on the default world's train pairs")
@@ -34,7 +36,7 @@ def register(sub: Any) -> None:
     )
     train.add_argument(
         "--train-scope",
-        choices=("library", "all"),
+        choices=TRAIN_SCOPES,
         default="library",
         help="library: the LoRA library's 8 x 8 train pairs; all: every train subject x style (16 x 16; their LoRAs "
         "come from 'lorarar world train --stage loras --train-scope all --out ROOT')",

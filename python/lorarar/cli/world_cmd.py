@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
     train.add_argument("--only", help="loras stage: these library LoRAs only (comma-separated names)")
     train.add_argument(
         "--train-scope",
-        choices=("library", "all"),
+        choices=catalog.TRAIN_SCOPES,
         default="library",
         help="loras stage: all also trains LoRAs for the train names outside the library (16 more, for "
         "'train-hypernet --train-scope all'; use --out with a copy of the world)",
