@@ -108,5 +108,14 @@ def run_eval(args: argparse.Namespace) -> int:
         print(json.dumps(report["summary"]))
     else:
         for method, summary in report["summary"].items():
-            print(method, " ".join(f"{k}={v:.4g}" for k, v in summary.items()))
+            print(method, " ".join(f"{k}={_brief(v)}" for k, v in summary.items()))
     return 0
+
+
+def _brief(value: object) -> str:
+    """A summary value on one line: numbers to 4 digits, intervals as [low, high], names as they are."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
+    return "n/a" if value is None else str(value)

@@ -23,6 +23,7 @@ from lorarar.formats.atomic import atomic_file
 from lorarar.formats.png import save_png, to_uint8
 from lorarar.world import catalog, data
 from lorarar.world.sample import generate, load_pipeline, lora_for, method_prompt
+from lorarar.world.uncertainty import pair_interval, paired_difference_interval
 
 RESULTS = catalog.repo_root() / "benchmarks" / "results"
 
@@ -184,18 +185,37 @@ def _judge(ask: Any, images: np.ndarray, content: str, style: str, seed: int) ->
     return aggregate([judge_image(ask, img, supports, style, reference) for img in images])
 
 
-def summarise(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[str, float]]:
-    out = {}
+RATES = ("content_fidelity", "style_fidelity", "both_correct")
+
+
+def reference_method(methods: list[str]) -> str:
+    """What the other methods are compared with: the plain direct merge when evaluated, else the first method."""
+    return "direct" if "direct" in methods else methods[0]
+
+
+def summarise(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[str, Any]]:
+    """Per method: mean rates with 95% intervals over pairs, and both-correct against the reference method
+    (paired over the same pairs and seeds; see ``uncertainty``)."""
+    by_method = {m: {(r["content"], r["style"]): r for r in rows if r["method"] == m} for m in methods}
+    reference = reference_method(methods)
+    out: dict[str, dict[str, Any]] = {}
     for method in methods:
-        mine = [r for r in rows if r["method"] == method]
-        out[method] = {
-            key: float(np.mean([r[key] for r in mine]))
-            for key in ("content_fidelity", "style_fidelity", "both_correct", "feature_distance")
-        }
-        out[method]["median_merge_ms"] = statistics.median(r["merge_seconds"] for r in mine) * 1e3
+        mine = list(by_method[method].values())
+        s: dict[str, Any] = {key: float(np.mean([r[key] for r in mine])) for key in (*RATES, "feature_distance")}
+        s["median_merge_ms"] = statistics.median(r["merge_seconds"] for r in mine) * 1e3
+        for key in RATES:
+            s[f"{key}_ci"] = pair_interval([r[key] for r in mine])
+        if method != reference:
+            pairs = list(by_method[reference])
+            ref = [by_method[reference][p]["both_correct"] for p in pairs]
+            other = [by_method[method][p]["both_correct"] for p in pairs]
+            s["vs"] = reference
+            s["both_correct_difference"] = float(np.mean(other) - np.mean(ref))
+            s["both_correct_difference_ci"] = paired_difference_interval(ref, other)
         if mine and "judge" in mine[0]:
-            for key in ("content_fidelity", "style_fidelity", "both_correct"):
-                out[method][f"judge_{key}"] = float(np.mean([r["judge"][key] for r in mine]))
+            for key in RATES:
+                s[f"judge_{key}"] = float(np.mean([r["judge"][key] for r in mine]))
+        out[method] = s
     if "hypernet" in out and "ziplora" in out:
         out["hypernet"]["merge_speedup_vs_ziplora"] = (
             out["ziplora"]["median_merge_ms"] / out["hypernet"]["median_merge_ms"]
@@ -203,22 +223,36 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[
     return out
 
 
+def _with_interval(value: float, interval: list[float] | tuple[float, float] | None, signed: bool = False) -> str:
+    text = f"{value:+.3f}" if signed else f"{value:.3f}"
+    if interval is None:
+        return text
+    low, high = interval
+    return f"{text} [{low:+.3f}, {high:+.3f}]" if signed else f"{text} [{low:.3f}, {high:.3f}]"
+
+
 def write_report(report: dict[str, Any], grid: dict[tuple[str, str], dict[str, np.ndarray]], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_file(out_dir / "merge_quality.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2))
+    reference = reference_method(report["methods"])
     lines = [
         f"Merge quality on the default world, split `{report['split']}` ({report['pairs']} unseen pairs, "
-        f"{report['n_per_pair']} images each; scored by {report['scorer']}).",
+        f"{report['n_per_pair']} images each; scored by {report['scorer']}). In brackets: 95% intervals from "
+        f"resampling the pairs; the last column is both-correct minus {reference}'s on the same pairs and seeds.",
         "",
-        "| method | content fidelity | style fidelity | both correct | feature distance | median merge time |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| method | content fidelity | style fidelity | both correct | feature distance | median merge time "
+        f"| both correct vs {reference} |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for method, s in report["summary"].items():
-        lines.append(
-            f"| {method} | {s['content_fidelity']:.3f} | {s['style_fidelity']:.3f} | {s['both_correct']:.3f} "
-            f"| {s['feature_distance']:.3f} | {s['median_merge_ms']:.3f} ms |"
+        rates = " | ".join(_with_interval(s[key], s.get(f"{key}_ci")) for key in RATES)
+        versus = (
+            _with_interval(s["both_correct_difference"], s["both_correct_difference_ci"], signed=True)
+            if "vs" in s
+            else "(reference)"
         )
+        lines.append(f"| {method} | {rates} | {s['feature_distance']:.3f} | {s['median_merge_ms']:.3f} ms | {versus} |")
     with atomic_file(out_dir / "merge_quality.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     _plot(report, out_dir / "merge_quality.png")
@@ -232,12 +266,16 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     methods = list(report["summary"])
-    keys = ("content_fidelity", "style_fidelity", "both_correct")
     fig, ax = plt.subplots(figsize=(7, 3.5))
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
-        ax.bar(np.arange(len(keys)) + i * width, [report["summary"][method][k] for k in keys], width, label=method)
-    ax.set_xticks(np.arange(len(keys)) + width * (len(methods) - 1) / 2, [k.replace("_", " ") for k in keys])
+        s = report["summary"][method]
+        values = [s[k] for k in RATES]
+        # Error bars: the 95% intervals over pairs (none with a single pair).
+        below = [v - s[f"{k}_ci"][0] if s.get(f"{k}_ci") else 0.0 for k, v in zip(RATES, values, strict=True)]
+        above = [s[f"{k}_ci"][1] - v if s.get(f"{k}_ci") else 0.0 for k, v in zip(RATES, values, strict=True)]
+        ax.bar(np.arange(len(RATES)) + i * width, values, width, yerr=[below, above], capsize=2, label=method)
+    ax.set_xticks(np.arange(len(RATES)) + width * (len(methods) - 1) / 2, [k.replace("_", " ") for k in RATES])
     ax.set_ylim(0, 1)
     ax.legend()
     ax.set_title(f"Unseen {report['split']} pairs")
