@@ -13,7 +13,9 @@ comparison figures.
 
 ``et-w8a8-slot`` (static int8 weights and activations, calibrated over the schedule) is an extra variant, not run
 by default: its calibration runs the float UNet over seven timesteps first (~15 minutes at SD 1.5 here). A
-``-unchunked`` suffix (``et-int8-slot-unchunked``) exports without the chunked-attention form, its baseline.
+``-unchunked`` suffix (``et-int8-slot-unchunked``) exports without the chunked-attention and chunked-feed-forward
+forms, its baseline (rows before 2026-11-29: the exporter had no chunked-feed-forward form, and ``-unchunked``
+dropped chunked-attention alone).
 
 Each ExecuTorch program's memory under the native engine's loader (build/host/runtime/lorarar_program_memory, built
 by ``make native-test``): peak RSS of loading it and running one step, against the program's size.
@@ -75,7 +77,8 @@ def build(preset: str, variant: str, max_rank: int) -> Any:
 
     model = source.random_unet(unet_config(preset), seed=0)
     layout = unet.slot_layout(model, max_rank) if has_slot(variant) else None
-    forms = tuple(f for f in graph_forms.FORMS if not (variant.endswith(UNCHUNKED) and f == "chunked-attention"))
+    chunking = ("chunked-attention", "chunked-feed-forward")
+    forms = tuple(f for f in graph_forms.FORMS if not (variant.endswith(UNCHUNKED) and f in chunking))
     return unet.convert(model, layout, forms=forms)
 
 

@@ -134,3 +134,88 @@ def test_lowering_keeps_each_chunk_together(quant: str) -> None:
     ep = executorch_backend.export_method(method, graph_forms.FORMS, quant)
     edge = executorch_backend.to_edge({"forward": ep}, "xnnpack", quant)
     assert attention_order(edge.exported_program("forward")) == ["BSB" * 4]
+
+
+@pytest.mark.parametrize(
+    ("batch", "tokens", "width", "chunk"),
+    [
+        (2, 4096, 2560, 512),  # SD 1.5, 64x64 latent: GEGLU 320 -> 2 x 1280
+        (2, 1024, 5120, 256),  # 32x32
+        (2, 256, 10240, 128),  # 16x16
+        (2, 64, 10240, None),  # the 8x8 mid block fits
+        (2, 256, 1024, None),  # the default world's widest block fits: its programs stay as they were
+        (2, 100, 4096, 50),  # 100 tokens, at most 512 a chunk by the budget -> ... the largest divisor of 100
+    ],
+)
+def test_feed_forward_chunks_are_the_largest_divisor_within_budget(
+    batch: int, tokens: int, width: int, chunk: int | None
+) -> None:
+    budget = graph_forms.FEED_FORWARD_BUDGET if tokens != 100 else 2 * 4096 * 4 * 60
+    assert graph_forms.feed_forward_chunk(batch, tokens, width, budget) == chunk
+
+
+def transformer_block() -> nn.Module:
+    from diffusers.models.attention import BasicTransformerBlock
+
+    torch.manual_seed(4)
+    return BasicTransformerBlock(32, 4, 8, cross_attention_dim=16).eval()
+
+
+def block_inputs(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """100 tokens of width 32 and a 7-token context of width 16."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(2, 100, 32, generator=g), torch.randn(2, 7, 16, generator=g)
+
+
+def test_chunked_feed_forward_equals_the_whole_block() -> None:
+    block = transformer_block()
+    x, context = block_inputs(5)
+    with torch.no_grad():
+        want = block(x, encoder_hidden_states=context)
+        calls: list[int] = []
+        block.ff.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[1]))
+        # GEGLU projects 32 -> 2 x 128: 2 x 100 x 256 floats; a budget of 60 tokens gives chunks of 50.
+        graph_forms.use_chunked_feed_forward(block, budget=2 * 256 * 4 * 60)
+        got = block(x, encoder_hidden_states=context)
+    assert calls == [50, 50]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_chunked_feed_forward_within_budget_is_the_block_as_it_was() -> None:
+    block = transformer_block()
+    x, context = block_inputs(6)
+    with torch.no_grad():
+        want = block(x, encoder_hidden_states=context)
+        graph_forms.use_chunked_feed_forward(block)
+        got = block(x, encoder_hidden_states=context)
+    assert block._chunk_size is None
+    assert torch.equal(got, want)
+
+
+class Block(nn.Module):
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.block(x, encoder_hidden_states=context)
+
+
+def test_chunked_feed_forward_lowers_whole_to_xnnpack(tmp_path: Path) -> None:
+    """The chunks (slices, per-chunk GEGLU, cat) stay in one XNNPACK delegate, and ExecuTorch's runtime gives the
+    eager result of the unchunked block."""
+    block = transformer_block()
+    x, context = block_inputs(7)
+    with torch.no_grad():
+        want = Block(block).eval()(x, context)
+    graph_forms.use_classic_attention(block)  # as unet.convert does: SDPA is not delegated
+    graph_forms.use_chunked_feed_forward(block, budget=2 * 256 * 4 * 25)
+    specs = [TensorSpec("x", tuple(x.shape)), TensorSpec("context", tuple(context.shape))]
+    method = Method("forward", Block(block).eval(), specs, [], (x, context))
+    ep = executorch_backend.export_method(method, graph_forms.FORMS, "none")
+    projections = [n for n in ep.graph.nodes if n.op == "call_function" and "linear" in str(n.target)]
+    assert len(projections) == 2 * 4 + 4 * 2  # q, k, v, out of the two attentions; GEGLU in and out, 4 chunks
+    facts = executorch_backend.lower(Component("block", [method], list(graph_forms.FORMS)), tmp_path / "b.pte")
+    assert facts["delegation"]["forward"] == {"delegates": 1, "portable_ops": {}}
+    (got,) = executorch_backend.Runner(tmp_path / "b.pte")(x, context)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -9,6 +9,11 @@ modules stay untouched:
   (batch x heads x queries x keys, fp32) would pass ``SCORES_BUDGET``: at SD 1.5's 64x64 latent the 4096-token
   self-attention scores are 1 GiB at the guidance batch of 2, held inside one XNNPACK delegate's workspace; chunks
   of queries are independent (softmax runs over keys), so the sum of their outputs is the same.
+- chunked feed-forward: diffusers' own forward chunking (``set_chunk_feed_forward``, over the tokens) in every
+  transformer block whose widest feed-forward activation (batch x tokens x GEGLU's projection, fp32) would pass
+  ``FEED_FORWARD_BUDGET``: at SD 1.5's 64x64 latent the projection is 2 x 4096 x 2560 floats (80 MiB) with its
+  halves and product beside it, again inside one delegate's workspace; the feed-forward acts on each token alone,
+  so the chunks give the same rows.
 - ``group_norm`` / ``layer_norm``: reshaped to 4D so the statistics are ``mean.dim`` over the two innermost dims
   (XNNPACK's global average pooling), then ``sub``/``mul``/``rsqrt``/``add``: all delegated, so the norms no
   longer split the graph into dozens of partitions.
@@ -30,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention, AttnProcessor
 from torch import nn
 
@@ -39,6 +45,7 @@ Decomposition = Callable[..., Any]
 FORMS = (
     "classic-attention",
     "chunked-attention",
+    "chunked-feed-forward",
     "norm-as-mean",
     "upsample-as-cat",
     "split-as-slices",
@@ -70,6 +77,39 @@ def use_chunked_attention(module: nn.Module, budget: int = SCORES_BUDGET) -> Non
     for sub in module.modules():
         if isinstance(sub, Attention):
             sub.set_processor(ChunkedAttnProcessor(budget))
+
+
+# The most bytes the widest feed-forward activation of one chunk of tokens may take (fp32).
+FEED_FORWARD_BUDGET = 16 * 2**20
+
+
+def feed_forward_chunk(batch: int, tokens: int, width: int, budget: int = FEED_FORWARD_BUDGET) -> int | None:
+    """Tokens per chunk: the largest divisor of ``tokens`` (diffusers needs equal chunks) whose activation fits the
+    budget; None when all tokens fit at once."""
+    fits = budget // (batch * width * 4)
+    if tokens <= fits:
+        return None
+    return max(d for d in range(1, max(1, fits) + 1) if tokens % d == 0)
+
+
+def use_chunked_feed_forward(module: nn.Module, budget: int = FEED_FORWARD_BUDGET) -> None:
+    """Every transformer block chunks its feed-forward over the tokens when its input would pass ``budget``.
+
+    The chunk size depends on the block's input shape, known only when it runs (static under export): a forward
+    pre-hook sets it on each call through the block's own ``set_chunk_feed_forward``.
+    """
+    for sub in module.modules():
+        ff = getattr(sub, "ff", None)
+        if isinstance(ff, FeedForward) and callable(getattr(sub, "set_chunk_feed_forward", None)):
+            width = max(m.out_features for m in ff.modules() if isinstance(m, nn.Linear))
+
+            def chunk_for_input(
+                block: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], width: int = width
+            ) -> None:
+                hidden = args[0] if args else kwargs["hidden_states"]
+                block.set_chunk_feed_forward(feed_forward_chunk(hidden.shape[0], hidden.shape[1], width, budget), dim=1)
+
+            sub.register_forward_pre_hook(chunk_for_input, with_kwargs=True)
 
 
 class ChunkedAttnProcessor(AttnProcessor):  # type: ignore[misc]

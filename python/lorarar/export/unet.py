@@ -77,6 +77,8 @@ def convert(
         graph_forms.use_classic_attention(unet)
     if "chunked-attention" in forms:
         graph_forms.use_chunked_attention(unet)
+    if "chunked-feed-forward" in forms:
+        graph_forms.use_chunked_feed_forward(unet)
     if "timestep-table" in forms:
         graph_forms.use_timestep_table(unet)
     if "float-residual-scale" in forms:
