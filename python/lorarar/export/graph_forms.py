@@ -103,9 +103,7 @@ def use_chunked_feed_forward(module: nn.Module, budget: int = FEED_FORWARD_BUDGE
         if isinstance(ff, FeedForward) and callable(getattr(sub, "set_chunk_feed_forward", None)):
             width = max(m.out_features for m in ff.modules() if isinstance(m, nn.Linear))
 
-            def chunk_for_input(
-                block: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], width: int = width
-            ) -> None:
+            def chunk_for_input(block: Any, args: tuple[Any, ...], kwargs: dict[str, Any], width: int = width) -> None:
                 hidden = args[0] if args else kwargs["hidden_states"]
                 block.set_chunk_feed_forward(feed_forward_chunk(hidden.shape[0], hidden.shape[1], width, budget), dim=1)
 
