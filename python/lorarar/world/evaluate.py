@@ -198,6 +198,8 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[
     (paired over the same pairs and seeds; see ``uncertainty``)."""
     by_method = {m: {(r["content"], r["style"]): r for r in rows if r["method"] == m} for m in methods}
     reference = reference_method(methods)
+    pairs = list(by_method[reference])
+    ref = [by_method[reference][p]["both_correct"] for p in pairs]
     out: dict[str, dict[str, Any]] = {}
     for method in methods:
         mine = list(by_method[method].values())
@@ -206,8 +208,6 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[
         for key in RATES:
             s[f"{key}_ci"] = pair_interval([r[key] for r in mine])
         if method != reference:
-            pairs = list(by_method[reference])
-            ref = [by_method[reference][p]["both_correct"] for p in pairs]
             other = [by_method[method][p]["both_correct"] for p in pairs]
             s["vs"] = reference
             s["both_correct_difference"] = float(np.mean(other) - np.mean(ref))
@@ -224,11 +224,12 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[
 
 
 def _with_interval(value: float, interval: list[float] | tuple[float, float] | None, signed: bool = False) -> str:
-    text = f"{value:+.3f}" if signed else f"{value:.3f}"
+    spec = "+.3f" if signed else ".3f"
+    text = format(value, spec)
     if interval is None:
         return text
     low, high = interval
-    return f"{text} [{low:+.3f}, {high:+.3f}]" if signed else f"{text} [{low:.3f}, {high:.3f}]"
+    return f"{text} [{format(low, spec)}, {format(high, spec)}]"
 
 
 def write_report(report: dict[str, Any], grid: dict[tuple[str, str], dict[str, np.ndarray]], out_dir: Path) -> None:
@@ -272,9 +273,12 @@ def _plot(report: dict[str, Any], path: Path) -> None:
         s = report["summary"][method]
         values = [s[k] for k in RATES]
         # Error bars: the 95% intervals over pairs (none with a single pair).
-        below = [v - s[f"{k}_ci"][0] if s.get(f"{k}_ci") else 0.0 for k, v in zip(RATES, values, strict=True)]
-        above = [s[f"{k}_ci"][1] - v if s.get(f"{k}_ci") else 0.0 for k, v in zip(RATES, values, strict=True)]
-        ax.bar(np.arange(len(RATES)) + i * width, values, width, yerr=[below, above], capsize=2, label=method)
+        intervals = [s.get(f"{k}_ci") or (v, v) for k, v in zip(RATES, values, strict=True)]
+        errors = [
+            [v - low for v, (low, _) in zip(values, intervals, strict=True)],
+            [high - v for v, (_, high) in zip(values, intervals, strict=True)],
+        ]
+        ax.bar(np.arange(len(RATES)) + i * width, values, width, yerr=errors, capsize=2, label=method)
     ax.set_xticks(np.arange(len(RATES)) + width * (len(methods) - 1) / 2, [k.replace("_", " ") for k in RATES])
     ax.set_ylim(0, 1)
     ax.legend()
