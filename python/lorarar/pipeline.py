@@ -40,6 +40,18 @@ def bundle_source(bundle: Path) -> tuple[Path, Path | None]:
     return model, hyper_path
 
 
+def bundle_vae_tiling(bundle: Path) -> tuple[int, int] | None:
+    """(tile, overlap) when the bundle decodes in tiles (export --vae-tile), else None."""
+    from lorarar.export import manifest as bundle_manifest
+
+    programs = bundle_manifest.read(bundle).get("programs")
+    vae = programs.get("vae_decoder") if isinstance(programs, dict) else None
+    tiling = vae.get("tiling") if isinstance(vae, dict) else None
+    if not isinstance(tiling, dict):
+        return None
+    return int(tiling["tile"]), int(tiling["overlap"])
+
+
 @contextlib.contextmanager
 def engine_noise(seed: int, numel: int) -> Iterator[None]:
     """Makes diffusers' LCM / DDIM steps draw the engine's noise for step i: elements [n (i+1), n (i+2))."""
@@ -83,7 +95,9 @@ def run_reference(
     guidance: float,
     seed: int,
     trace: list[np.ndarray] | None = None,
+    vae_tiling: tuple[int, int] | None = None,
 ) -> np.ndarray:
+    """The pipeline's image as H x W x RGB8; ``vae_tiling`` (tile, overlap) decodes as a tiled bundle does."""
     from lorarar._native import randn
 
     shape = (1, pipe.unet.config.in_channels, pipe.unet.config.sample_size, pipe.unet.config.sample_size)
@@ -107,16 +121,30 @@ def run_reference(
                 num_inference_steps=steps,
                 guidance_scale=guidance,
                 latents=latents,
-                output_type="np",
+                output_type="np" if vae_tiling is None else "latent",
                 height=shape[2] * pipe.vae_scale_factor,
                 width=shape[3] * pipe.vae_scale_factor,
                 callback_on_step_end=callback,
             ).images
+        if vae_tiling is not None:
+            images = _tiled_images(pipe, images, *vae_tiling)
     finally:
         if lora is not None:
             pipe.unfuse_lora()
             pipe.unload_lora_weights()
     return np.asarray((np.clip(images[0], 0, 1) * 255).round(), dtype=np.uint8)
+
+
+def _tiled_images(pipe: Any, latents: torch.Tensor, tile: int, overlap: int) -> np.ndarray:
+    """What diffusers' decode + postprocess("np") give, decoded tile by tile (each tile clamped as the program is)."""
+    from lorarar.tiled_decode import tiled_decode
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        image: torch.Tensor = pipe.vae.decode(z, return_dict=False)[0]
+        return image.clamp(-1.0, 1.0)
+
+    image = tiled_decode(decode, latents / pipe.vae.config.scaling_factor, tile, overlap, pipe.vae_scale_factor)
+    return (image / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
 def merged_lora(content: Path | None, style: Path | None, method: str, hypernet: Path | None, tmp: Path) -> Path | None:
@@ -153,7 +181,9 @@ def generate_torch(
     with tempfile.TemporaryDirectory() as tmp:
         lora = merged_lora(content, style, method, hypernet, Path(tmp))
         t_merge = time.perf_counter()
-        image = run_reference(pipe, lora, prompt, negative_prompt, steps, guidance, seed)
+        image = run_reference(
+            pipe, lora, prompt, negative_prompt, steps, guidance, seed, vae_tiling=bundle_vae_tiling(bundle)
+        )
     t_end = time.perf_counter()
     return image, {
         "pipeline_load_ms": (t_load - t0) * 1e3,

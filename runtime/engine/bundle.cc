@@ -142,10 +142,28 @@ Status check_buffers(const Bundle& b, const Reader& r) {
                                           std::to_string(b.text_max_length) + " (model.text_max_length)");
     }
   }
+  // The decoder maps a latent (or a tile of one) to RGB at model.image_size / model.latent_shape.
+  if (b.image_height % b.latent_height != 0 || b.image_width % b.latent_width != 0 ||
+      b.image_height / b.latent_height != b.image_width / b.latent_width) {
+    return r.fail("model.image_size", "is not one whole multiple of model.latent_shape on both axes");
+  }
+  const int64_t factor = b.image_height / b.latent_height;
+  if (b.vae_tile > std::min(b.latent_height, b.latent_width)) {
+    return r.fail("programs.vae_decoder.tiling.tile",
+                  "is " + std::to_string(b.vae_tile) + ", larger than the latent (model.latent_shape)");
+  }
+  const int64_t tile = b.vae_tile, tile_px = tile * factor;
+  const int64_t latent_in = tile ? int64_t{b.latent_channels} * tile * tile : n;
+  const int64_t image_out = tile ? 3 * tile_px * tile_px : int64_t{3} * b.image_height * b.image_width;
   for (const auto& [name, spec] : b.programs.at("vae_decoder").methods) {
-    if (numel_of(spec.inputs[0]) != n) {
-      return r.fail("programs.vae_decoder.methods." + name + ".inputs[0]",
-                    "does not hold one latent of model.latent_shape");
+    const std::string w = "programs.vae_decoder.methods." + name;
+    if (numel_of(spec.inputs[0]) != latent_in) {
+      return r.fail(w + ".inputs[0]", tile ? "does not hold one tile of programs.vae_decoder.tiling"
+                                           : "does not hold one latent of model.latent_shape");
+    }
+    if (numel_of(spec.outputs[0]) != image_out) {
+      return r.fail(w + ".outputs[0]", tile ? "does not hold one RGB tile of programs.vae_decoder.tiling"
+                                            : "does not hold one RGB image of model.image_size");
     }
   }
   for (const auto& [name, spec] : b.programs.at("unet").methods) {
@@ -294,6 +312,12 @@ Result<Bundle> Bundle::parse(const std::string& dir, std::string_view text) {
     }
     if (const json::Value* data = entry.find("data_file"); data && data->is_string()) p.data_file = data->as_string();
     if (const json::Value* host = entry.find("runs_on_host"); host && host->is_bool()) p.runs_on_host = host->as_bool();
+    if (const json::Value* tiling = entry.find("tiling"); name == "vae_decoder" && tiling) {
+      LORARAR_ASSIGN_OR_RETURN(int64_t tile, r.bounded(*tiling, "tile", where + ".tiling", 1, kMaxSide));
+      LORARAR_ASSIGN_OR_RETURN(int64_t overlap, r.bounded(*tiling, "overlap", where + ".tiling", 0, tile - 1));
+      b.vae_tile = static_cast<int>(tile);
+      b.vae_tile_overlap = static_cast<int>(overlap);
+    }
     if (name == "hypernet") {
       b.has_hypernet = true;
       LORARAR_ASSIGN_OR_RETURN(b.hypernet.rank, r.bounded(entry, "rank", where, 1, kMaxRank));

@@ -86,6 +86,10 @@ class Bundle {
   int image_width = 0, image_height = 0;
   int latent_channels = 0, latent_height = 0, latent_width = 0;
   float scaling_factor = 1.0f;
+  // VAE tiling (export/BUNDLE.md): the decoder program takes one vae_tile x
+  // vae_tile latent tile, neighbours overlapping by at least vae_tile_overlap;
+  // 0: it takes the whole latent.
+  int vae_tile = 0, vae_tile_overlap = 0;
   int text_max_length = 77;
   bool uncond_first = true;                        // guidance batch order [uncond, cond]
   std::string scheduler_config;                    // JSON text

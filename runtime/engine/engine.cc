@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/random.h"
+#include "core/tiling.h"
 #include "extension/mapped_file.h"
 
 namespace lorarar {
@@ -165,6 +166,38 @@ Status Context::run(ProgramRunner& program, const std::string& method, const std
     return program.run(method, inputs, outputs);
   }
   return program.run(method, inputs, outputs);
+}
+
+Status Context::decode(const std::vector<float>& latents, std::vector<float>& image) {
+  const Bundle& b = engine_->bundle();
+  const MethodSpec& vae = b.programs.at("vae_decoder").methods.at(vae_method_);
+  if (b.vae_tile == 0) {
+    return run(*vae_, vae_method_, {{latents.data(), shape_of(vae.inputs.at(0))}}, {{image.data(), image.size()}});
+  }
+  // Tile by tile through the one program (Bundle::parse checked the tile fits the latent and the program's shapes).
+  const int64_t channels = b.latent_channels, h = b.latent_height, w = b.latent_width, tile = b.vae_tile;
+  const int64_t factor = b.image_height / b.latent_height, side = tile * factor;
+  const auto rows = tile_origins(h, tile, b.vae_tile_overlap), cols = tile_origins(w, tile, b.vae_tile_overlap);
+  const auto ramp_rows = tile_ramps(rows, tile, factor), ramp_cols = tile_ramps(cols, tile, factor);
+  std::vector<float> tile_in(static_cast<size_t>(channels * tile * tile)),
+      tile_out(static_cast<size_t>(3 * side * side));
+  TileBlend blend(3, b.image_height, b.image_width);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    for (size_t j = 0; j < cols.size(); ++j) {
+      for (int64_t c = 0; c < channels; ++c) {
+        for (int64_t y = 0; y < tile; ++y) {
+          std::memcpy(tile_in.data() + (c * tile + y) * tile, latents.data() + (c * h + rows[i] + y) * w + cols[j],
+                      static_cast<size_t>(tile) * sizeof(float));
+        }
+      }
+      LORARAR_RETURN_IF_ERROR(run(*vae_, vae_method_, {{tile_in.data(), shape_of(vae.inputs.at(0))}},
+                                  {{tile_out.data(), tile_out.size()}}));
+      blend.add(tile_out.data(), side, rows[i] * factor, cols[j] * factor, ramp_rows[i], ramp_cols[j]);
+      if (cancel_.load()) return make_error(Error::kCancelled, "generation cancelled");
+    }
+  }
+  blend.finish(image.data());
+  return Status::ok();
 }
 
 Result<ColumnCoefficients> Context::hypernet_coefficients(const LoraModel& content, const LoraModel& style) {
@@ -392,9 +425,7 @@ Status Context::generate(const GenerateOptions& options, uint8_t* rgb, size_t rg
   const auto dec = Clock::now();
   for (float& v : latents) v /= b.scaling_factor;
   std::vector<float> image(pixels * 3);
-  const MethodSpec& vae = b.programs.at("vae_decoder").methods.at(vae_method_);
-  LORARAR_RETURN_IF_ERROR(
-      run(*vae_, vae_method_, {{latents.data(), shape_of(vae.inputs.at(0))}}, {{image.data(), image.size()}}));
+  LORARAR_RETURN_IF_ERROR(decode(latents, image));
   // (1, 3, H, W) in [-1, 1] -> H x W x RGB8, rounding as diffusers' numpy_to_pil does.
   for (size_t c = 0; c < 3; ++c) {
     for (size_t p = 0; p < pixels; ++p) {

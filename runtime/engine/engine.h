@@ -118,6 +118,9 @@ class Context {
   Status run(ProgramRunner& program, const std::string& method, const std::vector<TensorArg>& inputs,
              const std::vector<OutputArg>& outputs);
   Status encode_prompt(const std::string& prompt, float* out);
+  // Latents (already divided by the scaling factor) -> the (3, H, W) image in
+  // [-1, 1]: one program run, or tile by tile when the bundle has VAE tiling.
+  Status decode(const std::vector<float>& latents, std::vector<float>& image);
   // Runs one hypernetwork method on the pair's factors and adds its layers' coefficients to `out`.
   Status run_hypernet_method(const HypernetMethod& hm, const LoraModel& content, const LoraModel& style,
                              ColumnCoefficients& out);

@@ -3,8 +3,8 @@
 // checking again (it indexes and sizes buffers by these fields), and the
 // scheduler config it carries goes through the three schedulers as
 // Engine::load and generate use it. Built by
-// `make fuzz` with clang-14; seed: the default world bundle's manifest
-// (tests/fuzz/corpus_bundle_manifest).
+// `make fuzz` with clang-14; seeds: the default world bundle's manifest, and
+// the same with a tiled VAE decoder (tests/fuzz/corpus_bundle_manifest).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "core/scheduler.h"
+#include "core/tiling.h"
 #include "engine/bundle.h"
 
 namespace {
@@ -41,6 +42,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   check(b.image_width > 0 && b.image_height > 0 && b.latent_channels > 0 && b.latent_width > 0 && b.latent_height > 0);
+  // VAE tiling: the engine cuts the latent by these and writes each tile's pixels into the image.
+  check(b.image_height % b.latent_height == 0 && b.image_width % b.latent_width == 0);
+  if (b.vae_tile > 0) {
+    check(b.vae_tile_overlap >= 0 && b.vae_tile_overlap < b.vae_tile);
+    for (int size : {b.latent_height, b.latent_width}) {
+      const auto origins = lorarar::tile_origins(size, b.vae_tile, b.vae_tile_overlap);
+      check(origins.front() == 0 && origins.back() + b.vae_tile == size);
+    }
+  }
   size_t a_size = 0, b_size = 0;
   for (const auto& l : b.slot.layers) {
     check(l.rank >= 1 && l.rank <= b.slot.max_rank && l.in_features >= 1 && l.out_features >= 1);

@@ -79,10 +79,11 @@ def _bundle(
     backend: str,
     quant: str = "none",
     components: tuple[str, ...] | None = None,
+    vae_tile: int | None = None,
 ) -> Path:
     from lorarar.export.bundle import COMPONENTS, ExportOptions, export_bundle
 
-    out = tmp_path_factory.mktemp("bundles") / f"{backend}-{quant}"
+    out = tmp_path_factory.mktemp("bundles") / f"{backend}-{quant}{f'-tile{vae_tile}' if vae_tile else ''}"
     export_bundle(
         ExportOptions(
             model=pipeline,
@@ -92,6 +93,7 @@ def _bundle(
             max_rank=8,
             hypernet=hypernet,
             components=components or COMPONENTS,
+            vae_tile=vae_tile,
             progress=False,
         )
     )
@@ -101,6 +103,12 @@ def _bundle(
 @pytest.fixture(scope="session")
 def xnnpack_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path, tiny_hypernet: Path) -> Path:
     return _bundle(tmp_path_factory, tiny_pipeline, tiny_hypernet, "xnnpack")
+
+
+@pytest.fixture(scope="session")
+def tiled_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path, tiny_hypernet: Path) -> Path:
+    """The xnnpack bundle with the VAE decoded in 4x4 latent tiles (of 8x8: three per axis, overlapping by 2)."""
+    return _bundle(tmp_path_factory, tiny_pipeline, tiny_hypernet, "xnnpack", vae_tile=4)
 
 
 @pytest.fixture(scope="session")

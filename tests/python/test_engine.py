@@ -24,7 +24,7 @@ from export_helpers import rel_err, write_lora
 from lorarar import LoraFile
 from lorarar._native import Context, Engine
 from lorarar.errors import LoraError
-from lorarar.pipeline import load_reference, merged_lora, run_reference
+from lorarar.pipeline import bundle_vae_tiling, load_reference, merged_lora, run_reference
 
 PROMPT = "a sks bird in zwz style"
 
@@ -91,6 +91,30 @@ def test_engine_matches_reference_pipeline(
     assert image.shape == ref_image.shape and image.dtype == np.uint8
     assert np.abs(image.astype(int) - ref_image.astype(int)).max() <= 2
     assert timings["denoise_ms"] > 0 and timings["total_ms"] >= timings["denoise_ms"]
+
+
+def test_tiled_decoding_matches_reference(
+    tiled_bundle: Path, tiny_pipeline: Path, tiny_hypernet: Path, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A bundle exported with --vae-tile 4 (of an 8x8 latent: three tiles an axis) decodes tile by tile through one
+    4x4 program and blends as lorarar.tiled_decode does, and the tiling is visible: the whole decode differs."""
+    manifest = json.loads((tiled_bundle / "manifest.json").read_text())
+    vae = manifest["programs"]["vae_decoder"]
+    assert vae["tiling"] == {"tile": 4, "overlap": 1}
+    assert vae["methods"]["forward"]["inputs"][0]["shape"] == [1, 4, 4, 4]
+    assert vae["methods"]["forward"]["outputs"][0]["shape"] == [1, 3, 8, 8]
+    assert bundle_vae_tiling(tiled_bundle) == (4, 1)
+
+    ctx = Context.create(Engine.load(str(tiled_bundle), n_threads=2))
+    ctx.set_loras(LoraFile.load(str(pair[0])), LoraFile.load(str(pair[1])), method="direct")
+    image, _, _ = ctx.generate(PROMPT, steps=4, guidance=5.0, scheduler="ddim", seed=7)
+    pipe = load_reference(tiny_pipeline, "ddim")
+    lora = merged_lora(pair[0], pair[1], "direct", tiny_hypernet, tmp_path)
+    tiled = run_reference(pipe, lora, PROMPT, "", 4, 5.0, 7, vae_tiling=(4, 1))
+    whole = run_reference(pipe, lora, PROMPT, "", 4, 5.0, 7)
+    assert image.shape == tiled.shape == (16, 16, 3)
+    assert np.abs(image.astype(int) - tiled.astype(int)).max() <= 2
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() > 2
 
 
 @pytest.mark.parametrize("style_rank", [4, 8])
@@ -398,6 +422,28 @@ MANIFEST_CASES = [
         "programs.unet.methods.forward.inputs[3] does not hold lora_slot's A factors",
     ),
     ("lora_slot/layers/0/rank", 9, "lora_slot.layers[0].rank is 9, outside 1..8"),
+    # VAE tiling: the tile must fit the latent and be what the decoder program takes.
+    (
+        "programs/vae_decoder/tiling",
+        {"tile": 4, "overlap": 1},
+        "programs.vae_decoder.methods.forward.inputs[0] does not hold one tile of programs.vae_decoder.tiling",
+    ),
+    (
+        "programs/vae_decoder/tiling",
+        {"tile": 9, "overlap": 1},
+        "programs.vae_decoder.tiling.tile is 9, larger than the latent (model.latent_shape)",
+    ),
+    (
+        "programs/vae_decoder/tiling",
+        {"tile": 4, "overlap": 4},
+        "programs.vae_decoder.tiling.overlap is 4, outside 0..3",
+    ),
+    (
+        "programs/vae_decoder/methods/forward/outputs/0/shape",
+        [1, 3, 8, 8],
+        "programs.vae_decoder.methods.forward.outputs[0] does not hold one RGB image of model.image_size",
+    ),
+    ("model/image_size", [16, 24], "model.image_size is not one whole multiple of model.latent_shape on both axes"),
     ("lora_slot/layers/0/in_features", 2**40, "lora_slot.layers[0].in_features is 1099511627776, outside 1..1048576"),
     ("model/latent_shape", [4, 16, 0], "model has an image_size or latent_shape outside 1..65536"),
     ("programs/vae_decoder/methods/forward/outputs", [], "programs.vae_decoder.methods.forward.outputs is empty"),

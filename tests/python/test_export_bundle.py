@@ -163,6 +163,17 @@ def test_cli_errors(tiny_pipeline: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert _error(capsys, [*base, "--model", str(tiny_pipeline), "--hypernet", str(tmp_path)]) == (
         f"error: {tmp_path / 'config.json'}: no such file (not a hypernetwork folder)"
     )
+    # VAE tiling: refused before anything is exported (the tiny latent is 8x8).
+    for flags, message in [
+        (["--vae-tile", "9"], "--vae-tile: 9 is outside 1..8 (the latent's side)"),
+        (["--vae-tile", "0"], "--vae-tile: 0 is outside 1..8 (the latent's side)"),
+        (
+            ["--vae-tile", "4", "--vae-tile-overlap", "4"],
+            "--vae-tile-overlap: 4 is outside 0..3 (below the tile's side)",
+        ),
+        (["--vae-tile-overlap", "2"], "--vae-tile-overlap: needs --vae-tile"),
+    ]:
+        assert _error(capsys, [*base, "--model", str(tiny_pipeline), *flags]) == f"error: {message}"
     nosub = tmp_path / "noweights"
     shutil.copytree(tiny_pipeline, nosub)
     (nosub / "unet" / "diffusion_pytorch_model.safetensors").unlink()

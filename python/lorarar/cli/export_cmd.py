@@ -42,6 +42,19 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--components", default=",".join(COMPONENTS), help="comma-separated subset of " + ",".join(COMPONENTS)
     )
+    p.add_argument(
+        "--vae-tile",
+        type=non_negative_int,
+        metavar="N",
+        help="decode the latent in N x N tiles (latent pixels; SD 1.5: 32 or 40 of 64) so the VAE decoder's "
+        "memory follows the tile, not the image (default: the whole latent at once)",
+    )
+    p.add_argument(
+        "--vae-tile-overlap",
+        type=non_negative_int,
+        metavar="M",
+        help="least overlap of neighbouring tiles, in latent pixels (default: a quarter of the tile)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, metavar="BUNDLE_DIR", type=Path)
     p.set_defaults(run=run)
@@ -78,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
             max_rank=args.max_rank,
             hypernet=args.hypernet,
             components=tuple(c.strip() for c in args.components.split(",") if c.strip()),
+            vae_tile=args.vae_tile,
+            vae_tile_overlap=args.vae_tile_overlap,
             progress=not args.quiet,
         )
         doc = export_bundle(opts)

@@ -62,6 +62,8 @@ class ExportOptions:
     max_rank: int = DEFAULT_MAX_RANK
     hypernet: Path | None = None
     components: tuple[str, ...] = COMPONENTS
+    vae_tile: int | None = None  # latent side of one VAE decoder tile (None: the whole latent)
+    vae_tile_overlap: int | None = None  # least overlap of neighbouring tiles (default: a quarter of the tile)
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -149,6 +151,9 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
     """Exports and returns the manifest. Raises ExportError for bad input (nothing is written then)."""
     check_options(opts)
     src = source_mod.open_source(opts.model)
+    from lorarar.export import vae_decoder
+
+    vae_tiling = vae_decoder.tiling_of(opts.vae_tile, opts.vae_tile_overlap, src.latent_size)  # fail early
     hypernet_net = None
     if "hypernet" in opts.components and opts.hypernet is not None:
         from lorarar.export import hypernet as hypernet_mod
@@ -186,10 +191,8 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
                 del model
                 gc.collect()
             if "vae_decoder" in opts.components:
-                from lorarar.export import vae_decoder
-
                 progress.say("vae_decoder: load")
-                comp = vae_decoder.convert(src.load_vae(), src.latent_size)
+                comp = vae_decoder.convert(src.load_vae(), src.latent_size, tiling=vae_tiling)
                 programs["vae_decoder"] = _export_component(comp, tmp, opts, progress)
                 del comp
                 gc.collect()

@@ -306,9 +306,10 @@ LORARAR_API lorarar_generate_params lorarar_generate_default_params(void);
  * callback or lorarar_context_cancel stopped it (rgb is then left untouched). */
 LORARAR_API lorarar_status lorarar_generate(lorarar_context* ctx, const lorarar_generate_params* params, uint8_t* rgb,
                                             size_t rgb_size, lorarar_generate_timings* timings);
-/* Asks a running lorarar_generate on ctx to stop (checked after the text encoder and after each denoising step);
- * safe from any thread. A cancel that arrives before lorarar_generate starts is dropped (each generation starts
- * uncancelled): to cancel from the very start, return non-zero from the progress callback. */
+/* Asks a running lorarar_generate on ctx to stop (checked after the text encoder, after each denoising step and,
+ * with a tiled VAE decoder, after each tile); safe from any thread. A cancel that arrives before lorarar_generate
+ * starts is dropped (each generation starts uncancelled): to cancel from the very start, return non-zero from the
+ * progress callback. */
 LORARAR_API void lorarar_context_cancel(lorarar_context* ctx);
 
 #ifdef __cplusplus
