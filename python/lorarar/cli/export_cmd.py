@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
         "--vae-tile",
         type=non_negative_int,
         metavar="N",
-        help="decode the latent in N x N tiles (latent pixels; SD 1.5: 32 or 40 of 64) so the VAE decoder's "
+        help="decode the latent in N x N tiles (latent pixels; SD 1.5: 28 of 64) so the VAE decoder's "
         "memory follows the tile, not the image (default: the whole latent at once)",
     )
     p.add_argument(
