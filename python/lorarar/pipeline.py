@@ -47,9 +47,12 @@ def bundle_vae_tiling(bundle: Path) -> tuple[int, int] | None:
     programs = bundle_manifest.read(bundle).get("programs")
     vae = programs.get("vae_decoder") if isinstance(programs, dict) else None
     tiling = vae.get("tiling") if isinstance(vae, dict) else None
-    if not isinstance(tiling, dict):
+    if tiling is None:
         return None
-    return int(tiling["tile"]), int(tiling["overlap"])
+    tile, overlap = (tiling.get(k) if isinstance(tiling, dict) else None for k in ("tile", "overlap"))
+    if not isinstance(tile, int) or not isinstance(overlap, int) or not 0 <= overlap < tile:
+        raise LoraError(f"{bundle / bundle_manifest.MANIFEST}: programs.vae_decoder.tiling is not {{tile, overlap}}", 2)
+    return tile, overlap
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ which checks the same origin lists as below.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,3 +102,21 @@ def test_export_options_become_the_manifests_tiling() -> None:
     assert tiling_of(64, None, 64) is None  # the whole latent: no tiling
     with pytest.raises(ExportError, match=r"^--vae-tile: 65 is outside 1\.\.64 \(the latent's side\)$"):
         tiling_of(65, None, 64)
+
+
+def test_the_torch_engine_reads_the_bundles_tiling(tmp_path: Path) -> None:
+    import json
+
+    from lorarar.errors import LoraError
+    from lorarar.pipeline import bundle_vae_tiling
+
+    def bundle(vae: dict[str, object]) -> Path:
+        doc = {"format": "lorarar-bundle", "format_version": 1, "programs": {"vae_decoder": vae}}
+        (tmp_path / "manifest.json").write_text(json.dumps(doc))
+        return tmp_path
+
+    assert bundle_vae_tiling(bundle({})) is None
+    assert bundle_vae_tiling(bundle({"tiling": {"tile": 28, "overlap": 7}})) == (28, 7)
+    with pytest.raises(LoraError) as error:
+        bundle_vae_tiling(bundle({"tiling": {"tile": 28}}))
+    assert str(error.value) == f"{tmp_path / 'manifest.json'}: programs.vae_decoder.tiling is not {{tile, overlap}}"
