@@ -10,7 +10,7 @@ memory, against decoding the whole latent at once, in one run.
   on first use, minutes each): peak RSS, planned memory and XNNPACK workspace of the native loader running the
   whole decoder and one tile (runtime/tools/lorarar_program_memory), and the decode time (one run per tile);
   with ``--sd15-bundle B`` (an int8 bundle of that pipeline), the whole engine on B and on B with each tiled
-  decoder swapped in: peak RSS against the bundle's size, and the decode time, runs interleaved.
+  decoder added (``--update``): peak RSS against the bundle's size, and the decode time, runs interleaved.
 
     .venv/bin/python benchmarks/vae_tiling.py [--images N] [--tilings 12:3,10:4,8:2]
         [--sd15-work DIR [--sd15-tiles 32,40] [--sd15-bundle B [--rounds 3]]]
@@ -188,24 +188,29 @@ def random_loras(bundle: Path, out: Path) -> tuple[Path, Path]:
     return files[0], files[1]
 
 
-def with_decoder(bundle: Path, decoder: Path, out: Path) -> Path:
-    """``bundle`` with its VAE decoder program and manifest entry replaced by those of the decoder-only bundle
-    ``decoder`` (same model): what `lorarar export --vae-tile N` writes, without exporting the UNet again. Files
-    are hard links; the manifest's checksums cover the result, which the engine verifies at load."""
+def tiled_bundle(bundle: Path, work: Path, tile: int) -> Path:
+    """``bundle`` with tiled decoding added as a user adds it: a hard-linked copy, then ``lorarar export
+    --components vae_decoder --vae-tile N --update`` (the UNet is not exported again). Cached in ``work``."""
     import os
     import shutil
 
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(bundle, out, copy_function=os.link, ignore=shutil.ignore_patterns("manifest.json", "vae_decoder.*"))
-    os.link(decoder / "vae_decoder.pte", out / "vae_decoder.pte")
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    source = json.loads((decoder / "manifest.json").read_text())
-    if manifest["source"] != source["source"] or manifest["quantization"] != source["quantization"]:
-        raise SystemExit(f"{decoder}: not exported from the model and quantization of {bundle}")
-    manifest["programs"]["vae_decoder"] = source["programs"]["vae_decoder"]
-    manifest["files"]["vae_decoder.pte"] = source["files"]["vae_decoder.pte"]
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    from lorarar.export.bundle import ExportOptions, export_bundle
+
+    out = work / f"bundle-tile{tile}"
+    manifest = out / "manifest.json"
+    if (
+        manifest.exists()
+        and json.loads(manifest.read_text())["programs"]["vae_decoder"].get("tiling", {}).get("tile") == tile
+    ):
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(bundle, out, copy_function=os.link)
+    print(f"# adding --vae-tile {tile} to a copy of {bundle} (a minute)", file=sys.stderr)
+    original = json.loads((bundle / "manifest.json").read_text())
+    model, quant = Path(original["source"]["path"]), original["quantization"]["mode"]
+    export_bundle(
+        ExportOptions(model=model, out=out, quant=quant, components=("vae_decoder",), vae_tile=tile, update=True)
+    )
     return out
 
 
@@ -216,9 +221,7 @@ def engine_rows(bundle: Path, work: Path, tiles: list[int], rounds: int) -> list
         print(f"# {GENERATE} not built (make native-test): no engine rows", file=sys.stderr)
         return []
     content, style = random_loras(bundle, work)
-    variants = {0: bundle} | {
-        t: with_decoder(bundle, work / f"vae-int8-tile{t}", work / f"bundle-tile{t}") for t in tiles
-    }
+    variants = {0: bundle} | {t: tiled_bundle(bundle, work, t) for t in tiles}
     bundle_mb = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file()) / 2**20
     reports: dict[int, list[dict[str, Any]]] = {t: [] for t in variants}
     for i in range(rounds + 1):  # round 0 writes the packed weight caches

@@ -79,11 +79,10 @@ def _bundle(
     backend: str,
     quant: str = "none",
     components: tuple[str, ...] | None = None,
-    vae_tile: int | None = None,
 ) -> Path:
     from lorarar.export.bundle import COMPONENTS, ExportOptions, export_bundle
 
-    out = tmp_path_factory.mktemp("bundles") / f"{backend}-{quant}{f'-tile{vae_tile}' if vae_tile else ''}"
+    out = tmp_path_factory.mktemp("bundles") / f"{backend}-{quant}"
     export_bundle(
         ExportOptions(
             model=pipeline,
@@ -93,7 +92,6 @@ def _bundle(
             max_rank=8,
             hypernet=hypernet,
             components=components or COMPONENTS,
-            vae_tile=vae_tile,
             progress=False,
         )
     )
@@ -106,9 +104,21 @@ def xnnpack_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path
 
 
 @pytest.fixture(scope="session")
-def tiled_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path, tiny_hypernet: Path) -> Path:
-    """The xnnpack bundle with the VAE decoded in 4x4 latent tiles (of 8x8: three per axis, overlapping by 2)."""
-    return _bundle(tmp_path_factory, tiny_pipeline, tiny_hypernet, "xnnpack", vae_tile=4)
+def tiled_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Path, xnnpack_bundle: Path) -> Path:
+    """The xnnpack bundle with the VAE decoded in 4x4 latent tiles (of 8x8: three per axis, overlapping by 2), made
+    as a user adds tiling to a bundle: ``lorarar export --components vae_decoder --vae-tile 4 --update``."""
+    import shutil
+
+    from lorarar.export.bundle import ExportOptions, export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "xnnpack-tiled"
+    shutil.copytree(xnnpack_bundle, out)
+    export_bundle(
+        ExportOptions(
+            model=tiny_pipeline, out=out, components=("vae_decoder",), vae_tile=4, update=True, progress=False
+        )
+    )
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -187,3 +187,49 @@ def test_unet_is_one_xnnpack_partition(xnnpack_bundle: Path) -> None:
     """The whole fp32 UNet step, slot included, is one XNNPACK delegate: no op left in portable kernels."""
     unet = manifest.verify(xnnpack_bundle)["programs"]["unet"]
     assert unet["delegation"]["forward"] == {"delegates": 1, "portable_ops": {}}, unet["delegation"]
+
+
+def test_update_replaces_only_the_named_programs(xnnpack_bundle: Path, tiled_bundle: Path) -> None:
+    """``--components vae_decoder --vae-tile 4 --update`` on a copy of a bundle: a new, tiled decoder; every other
+    program, file and the LoRA slot exactly the bundle's; the result verifies."""
+    before, after = manifest.read(xnnpack_bundle), manifest.verify(tiled_bundle)
+    assert after["programs"]["vae_decoder"]["tiling"] == {"tile": 4, "overlap": 1}
+    assert "tiling" not in before["programs"]["vae_decoder"]
+    assert {k: v for k, v in after["programs"].items() if k != "vae_decoder"} == {
+        k: v for k, v in before["programs"].items() if k != "vae_decoder"
+    }
+    assert after["lora_slot"] == before["lora_slot"]
+    changed = {rel for rel in before["files"] if after["files"].get(rel) != before["files"][rel]}
+    assert changed == {"vae_decoder.pte"} and set(after["files"]) == set(before["files"])
+
+
+def test_update_refuses_another_bundle_before_exporting(
+    xnnpack_bundle: Path, tiny_pipeline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bundle"
+    shutil.copytree(xnnpack_bundle, out)
+    original = (out / "manifest.json").read_bytes()
+    base = ["export", "--backend", "xnnpack", "--components", "vae_decoder", "--update", "--quiet", "--out", str(out)]
+    assert _error(capsys, [*base, "--model", str(tiny_pipeline), "--quant", "int8"]) == (
+        f"error: --update: {out / 'manifest.json'} is --backend xnnpack --quant none, "
+        "not --backend xnnpack --quant int8"
+    )
+    other = tmp_path / "other"
+    shutil.copytree(tiny_pipeline, other)
+    assert _error(capsys, [*base, "--model", str(other)]) == (
+        f"error: --update: {out / 'manifest.json'} was exported from {tiny_pipeline.resolve()}, not {other.resolve()}"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _error(capsys, [*base[:-1], str(empty), "--model", str(tiny_pipeline)]) == (
+        f"error: --update: {empty} holds no bundle to update (no manifest.json)"
+    )
+    (out / "unet.pte").write_bytes(b"damaged")
+    assert _error(capsys, [*base, "--model", str(tiny_pipeline)]) == (
+        f"error: {out / 'unet.pte'}: 7 bytes, manifest.json says {json.loads(original)['files']['unet.pte']['bytes']}"
+    )
+    assert (out / "manifest.json").read_bytes() == original and sorted(p.name for p in tmp_path.iterdir()) == [
+        "bundle",
+        "empty",
+        "other",
+    ]

@@ -55,6 +55,13 @@ def register(sub: Any) -> None:
         metavar="M",
         help="least overlap of neighbouring tiles, in latent pixels (default: a quarter of the tile)",
     )
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the programs of the bundle already at --out that --components does not name (it must come from "
+        "the same model, backend and quantization): e.g. --components vae_decoder --vae-tile 28 --update adds tiled "
+        "decoding to a bundle without exporting its UNet again",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, metavar="BUNDLE_DIR", type=Path)
     p.set_defaults(run=run)
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             components=tuple(c.strip() for c in args.components.split(",") if c.strip()),
             vae_tile=args.vae_tile,
             vae_tile_overlap=args.vae_tile_overlap,
+            update=args.update,
             progress=not args.quiet,
         )
         doc = export_bundle(opts)

@@ -64,6 +64,7 @@ class ExportOptions:
     components: tuple[str, ...] = COMPONENTS
     vae_tile: int | None = None  # latent side of one VAE decoder tile (None: the whole latent)
     vae_tile_overlap: int | None = None  # least overlap of neighbouring tiles (default: a quarter of the tile)
+    update: bool = False  # keep the programs of the bundle at `out` that `components` does not name
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -154,6 +155,7 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
     from lorarar.export import vae_decoder
 
     vae_tiling = vae_decoder.tiling_of(opts.vae_tile, opts.vae_tile_overlap, src.latent_size)  # fail early
+    kept = _kept_programs(opts, src) if opts.update else None
     hypernet_net = None
     if "hypernet" in opts.components and opts.hypernet is not None:
         from lorarar.export import hypernet as hypernet_mod
@@ -213,12 +215,76 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
                 comp = hypernet_mod.convert(hypernet_net, layout, origin)
                 programs["hypernet"] = _export_component(comp, tmp, opts, progress)
                 progress.step()
+            if kept is not None:
+                layout = _keep(kept, programs, layout, opts, tmp)
             progress.say("manifest")
             doc = _manifest(src, opts, programs, layout, tmp, time.perf_counter() - started)
             progress.step()
     finally:
         progress.close()
     return doc
+
+
+def _kept_programs(opts: ExportOptions, src: source_mod.ModelSource) -> dict[str, Any]:
+    """The manifest of the bundle ``--update`` adds to, checked (files included) to come from the same model,
+    backend and quantization, before anything is exported."""
+    if not (opts.out / manifest_mod.MANIFEST).exists():
+        raise ExportError(f"--update: {opts.out} holds no bundle to update (no {manifest_mod.MANIFEST})")
+    old = manifest_mod.verify(opts.out)
+    where = opts.out / manifest_mod.MANIFEST
+    source = old.get("source", {}).get("path")
+    if source != str(src.path.resolve()):
+        raise ExportError(f"--update: {where} was exported from {source}, not {src.path.resolve()}")
+    backend, quant = old.get("backend", {}).get("name"), old.get("quantization", {}).get("mode")
+    if (backend, quant) != (opts.backend, opts.quant):
+        raise ExportError(
+            f"--update: {where} is --backend {backend} --quant {quant}, "
+            f"not --backend {opts.backend} --quant {opts.quant}"
+        )
+    return old
+
+
+def _keep(old: dict[str, Any], programs: dict[str, Any], layout: Any, opts: ExportOptions, tmp: Path) -> Any:
+    """Hard-links (or copies) into ``tmp`` the files of every program of ``old`` that was not exported again, adds
+    their entries to ``programs``, and returns the LoRA slot layout the manifest gets: the new one, which must be
+    the kept programs' (the UNet's slot inputs and the hypernetwork's methods are sized by it), or the old one."""
+    import os
+
+    old_slot = old.get("lora_slot")
+    if layout is not None and old_slot is not None:
+        new_slot = dict(layout.to_json(), dtype="float32")
+        if new_slot != old_slot and set(old["programs"]) - set(programs) & {"unet", "hypernet"}:
+            raise ExportError(
+                f"--update: the LoRA slot changed (--max-rank {opts.max_rank} against the bundle's "
+                f"{old_slot.get('max_rank')}): export the unet and hypernet together"
+            )
+    for name, entry in old["programs"].items():
+        if name in programs:
+            continue
+        names = set(entry.get("files", {}).values()) | ({entry["data_file"]} if entry.get("data_file") else set())
+        for rel in sorted(names):
+            for path in sorted((opts.out / rel).rglob("*")) if (opts.out / rel).is_dir() else [opts.out / rel]:
+                if path.is_file():
+                    dest = tmp / path.relative_to(opts.out)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.link(path, dest)
+                    except OSError:
+                        shutil.copy2(path, dest)
+        programs[name] = entry
+    if "hypernet" not in opts.components and (opts.out / "hypernet_config.json").exists():
+        shutil.copyfile(opts.out / "hypernet_config.json", tmp / "hypernet_config.json")
+    return layout if layout is not None else _SlotJson(old_slot) if old_slot is not None else None
+
+
+class _SlotJson:
+    """A kept bundle's LoRA slot, as ``_manifest`` reads a layout."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = {k: v for k, v in doc.items() if k != "dtype"}
+
+    def to_json(self) -> dict[str, Any]:
+        return self.doc
 
 
 def _manifest(
@@ -239,7 +305,7 @@ def _manifest(
             "files": [f.relative_to(tmp).as_posix() for f in files],
             "max_length": 77,
         }
-    if opts.hypernet is not None and "hypernet" in programs:
+    if opts.hypernet is not None and "hypernet" in opts.components and "hypernet" in programs:
         shutil.copyfile(opts.hypernet / "config.json", tmp / "hypernet_config.json")
     fmt, partitioner = BACKENDS[opts.backend]
     doc: dict[str, Any] = {
