@@ -219,6 +219,10 @@ def test_update_refuses_another_bundle_before_exporting(
     assert _error(capsys, [*base, "--model", str(other)]) == (
         f"error: --update: {out / 'manifest.json'} was exported from {tiny_pipeline.resolve()}, not {other.resolve()}"
     )
+    assert _error(capsys, [*base[:4], "unet", *base[5:], "--model", str(tiny_pipeline)]) == (
+        f"error: --update: {out / 'manifest.json'} has a LoRA slot of max rank 8, which its hypernet is built for: "
+        "pass --max-rank 8"
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     assert _error(capsys, [*base[:-1], str(empty), "--model", str(tiny_pipeline)]) == (

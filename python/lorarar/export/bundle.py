@@ -241,6 +241,13 @@ def _kept_programs(opts: ExportOptions, src: source_mod.ModelSource) -> dict[str
             f"--update: {where} is --backend {backend} --quant {quant}, "
             f"not --backend {opts.backend} --quant {opts.quant}"
         )
+    slot_users = {"unet", "hypernet"} & set(opts.components)
+    slot_rank = old.get("lora_slot", {}).get("max_rank")
+    if slot_users and slot_users != {"unet", "hypernet"} and slot_rank != opts.max_rank:
+        raise ExportError(
+            f"--update: {where} has a LoRA slot of max rank {slot_rank}, which its "
+            f"{({'unet', 'hypernet'} - slot_users).pop()} is built for: pass --max-rank {slot_rank}"
+        )
     return old
 
 
