@@ -237,3 +237,24 @@ def test_update_refuses_another_bundle_before_exporting(
         "empty",
         "other",
     ]
+
+
+def test_update_keeps_what_a_backend_writes_beside_a_program(
+    onnx_bundle: Path, tiny_pipeline: Path, tmp_path: Path
+) -> None:
+    """Files the manifest lists but no program entry names, such as ONNX's ``<graph>.onnx.data`` beside graphs over
+    1 GiB, stay with their program; the hypernetwork's one graph per method stays whole."""
+    out = tmp_path / "bundle"
+    shutil.copytree(onnx_bundle, out)
+    (out / "unet.onnx.data").write_bytes(b"external weights")
+    manifest.write(out, manifest.read(out))
+    before = manifest.verify(out)
+    bundle_mod.export_bundle(
+        bundle_mod.ExportOptions(
+            model=tiny_pipeline, out=out, backend="onnx", components=("vae_decoder",), update=True, progress=False
+        )
+    )
+    after = manifest.verify(out)
+    assert (out / "unet.onnx.data").read_bytes() == b"external weights"
+    assert {rel for rel in before["files"] if after["files"].get(rel) != before["files"][rel]} <= {"vae_decoder.onnx"}
+    assert set(after["files"]) == set(before["files"])

@@ -215,10 +215,11 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
                 comp = hypernet_mod.convert(hypernet_net, layout, origin)
                 programs["hypernet"] = _export_component(comp, tmp, opts, progress)
                 progress.step()
+            slot = dict(layout.to_json(), dtype="float32") if layout is not None else None
             if kept is not None:
-                layout = _keep(kept, programs, layout, opts, tmp)
+                slot = _keep(kept, programs, slot, opts, tmp)
             progress.say("manifest")
-            doc = _manifest(src, opts, programs, layout, tmp, time.perf_counter() - started)
+            doc = _manifest(src, opts, programs, slot, tmp, time.perf_counter() - started)
             progress.step()
     finally:
         progress.close()
@@ -251,54 +252,42 @@ def _kept_programs(opts: ExportOptions, src: source_mod.ModelSource) -> dict[str
     return old
 
 
-def _keep(old: dict[str, Any], programs: dict[str, Any], layout: Any, opts: ExportOptions, tmp: Path) -> Any:
+def _keep(
+    old: dict[str, Any], programs: dict[str, Any], slot: dict[str, Any] | None, opts: ExportOptions, tmp: Path
+) -> dict[str, Any] | None:
     """Hard-links (or copies) into ``tmp`` the files of every program of ``old`` that was not exported again, adds
-    their entries to ``programs``, and returns the LoRA slot layout the manifest gets: the new one, which must be
-    the kept programs' (the UNet's slot inputs and the hypernetwork's methods are sized by it), or the old one."""
+    their entries to ``programs``, and returns the manifest's LoRA slot: the new one, which must be the kept
+    programs' (the UNet's slot inputs and the hypernetwork's methods are sized by it), or the old one."""
     import os
 
     old_slot = old.get("lora_slot")
-    if layout is not None and old_slot is not None:
-        new_slot = dict(layout.to_json(), dtype="float32")
-        if new_slot != old_slot and set(old["programs"]) - set(programs) & {"unet", "hypernet"}:
-            raise ExportError(
-                f"--update: the LoRA slot changed (--max-rank {opts.max_rank} against the bundle's "
-                f"{old_slot.get('max_rank')}): export the unet and hypernet together"
-            )
-    for name, entry in old["programs"].items():
-        if name in programs:
-            continue
-        names = set(entry.get("files", {}).values()) | ({entry["data_file"]} if entry.get("data_file") else set())
-        for rel in sorted(names):
-            for path in sorted((opts.out / rel).rglob("*")) if (opts.out / rel).is_dir() else [opts.out / rel]:
-                if path.is_file():
-                    dest = tmp / path.relative_to(opts.out)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        os.link(path, dest)
-                    except OSError:
-                        shutil.copy2(path, dest)
-        programs[name] = entry
+    kept = {name: entry for name, entry in old["programs"].items() if name not in programs}
+    if slot is not None and old_slot is not None and slot != old_slot and kept.keys() & {"unet", "hypernet"}:
+        raise ExportError(
+            f"--update: the LoRA slot changed (--max-rank {opts.max_rank} against the bundle's "
+            f"{old_slot.get('max_rank')}): export the unet and hypernet together"
+        )
+    # A program's files, as the manifest's file table lists them: each named file, and what a backend writes beside
+    # or under it (ONNX's <file>.onnx.data, a .mlpackage's contents).
+    roots = [f for entry in kept.values() for f in [*entry.get("files", {}).values(), entry.get("data_file")] if f]
+    for rel in old["files"]:
+        if any(rel == f or rel.startswith((f + ".", f + "/")) for f in roots):
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(opts.out / rel, tmp / rel)
+            except OSError:
+                shutil.copy2(opts.out / rel, tmp / rel)
+    programs.update(kept)
     if "hypernet" not in opts.components and (opts.out / "hypernet_config.json").exists():
         shutil.copyfile(opts.out / "hypernet_config.json", tmp / "hypernet_config.json")
-    return layout if layout is not None else _SlotJson(old_slot) if old_slot is not None else None
-
-
-class _SlotJson:
-    """A kept bundle's LoRA slot, as ``_manifest`` reads a layout."""
-
-    def __init__(self, doc: dict[str, Any]) -> None:
-        self.doc = {k: v for k, v in doc.items() if k != "dtype"}
-
-    def to_json(self) -> dict[str, Any]:
-        return self.doc
+    return slot if slot is not None else old_slot
 
 
 def _manifest(
     src: source_mod.ModelSource,
     opts: ExportOptions,
     programs: dict[str, Any],
-    layout: Any,
+    slot: dict[str, Any] | None,
     tmp: Path,
     seconds: float,
 ) -> dict[str, Any]:
@@ -345,8 +334,8 @@ def _manifest(
         "tokenizers": tokenizers,
         "programs": programs,
     }
-    if layout is not None:
-        doc["lora_slot"] = dict(layout.to_json(), dtype="float32")
+    if slot is not None:
+        doc["lora_slot"] = slot
     return manifest_mod.write(tmp, doc)
 
 
