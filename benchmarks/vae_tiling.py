@@ -7,7 +7,7 @@ memory, against decoding the whole latent at once, in one run.
   of the tiled image against the whole decode, both against the render, the recognisers' accuracy on each, the
   decode time ratio (eager PyTorch, batch 1) and how many latent pixels the tiles decode per image pixel.
 - memory (``--sd15-work DIR``: SD 1.5's VAE configuration, random weights, int8 XNNPACK programs exported into DIR
-  on first use, minutes each): peak RSS, planned memory and XNNPACK workspace of the native loader running the
+  on first use, a minute each; with ``--sd15-bundle`` the bundle's own decoder and its tiled copies'): peak RSS, planned memory and XNNPACK workspace of the native loader running the
   whole decoder and one tile (runtime/tools/lorarar_program_memory), and the decode time (one run per tile);
   with ``--sd15-bundle B`` (an int8 bundle of that pipeline), the whole engine on B and on B with each tiled
   decoder added (``--update``): peak RSS against the bundle's size, and the decode time, runs interleaved.
@@ -125,25 +125,25 @@ def export_sd15_decoder(work: Path, tile: int | None) -> Path:
             model=pipeline, out=out, backend="xnnpack", quant="int8", components=("vae_decoder",), vae_tile=tile
         )
         export_bundle(opts)
-    return out / "vae_decoder.pte"
+    return out
 
 
-def memory_rows(work: Path, tiles: list[int]) -> list[dict[str, Any]]:
+def memory_rows(decoders: dict[int, Path]) -> list[dict[str, Any]]:
+    """``decoders``: tile (0: whole) -> a bundle folder holding that vae_decoder.pte."""
     from lorarar.tiled_decode import tile_origins
 
     if not PROGRAM_MEMORY.exists():
         print(f"# {PROGRAM_MEMORY} not built (make native-test): no memory rows", file=sys.stderr)
         return []
     reports: dict[int, dict[str, Any]] = {}
-    for tile in [0, *tiles]:
-        pte = export_sd15_decoder(work, tile or None)
+    for tile, folder in decoders.items():
+        pte = folder / "vae_decoder.pte"
         run = subprocess.run([str(PROGRAM_MEMORY), str(pte)], check=True, capture_output=True, text=True)
         reports[tile] = json.loads(run.stdout.strip().splitlines()[-1])
     whole = reports[0]
     rows = []
     for tile, report in reports.items():
-        folder = work / (f"vae-int8-tile{tile}" if tile else "vae-int8-whole")
-        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest = json.loads((decoders[tile] / "manifest.json").read_text())
         side = manifest["model"]["latent_shape"][-1]
         overlap = manifest["programs"]["vae_decoder"].get("tiling", {}).get("overlap", 0)
         count = len(tile_origins(side, tile, overlap)) ** 2 if tile else 1
@@ -214,14 +214,14 @@ def tiled_bundle(bundle: Path, work: Path, tile: int) -> Path:
     return out
 
 
-def engine_rows(bundle: Path, work: Path, tiles: list[int], rounds: int) -> list[dict[str, Any]]:
+def engine_rows(variants: dict[int, Path], work: Path, rounds: int) -> list[dict[str, Any]]:
     """The C engine (runtime/examples/lorarar_generate, one 512x512 step, packed weights mapped from a cache the
-    warm-up run wrote) on ``bundle`` and on it with each tiled decoder, runs interleaved."""
+    warm-up run wrote) on each bundle of ``variants`` (tile, 0: whole -> bundle), runs interleaved."""
     if not GENERATE.exists():
         print(f"# {GENERATE} not built (make native-test): no engine rows", file=sys.stderr)
         return []
+    bundle = variants[0]
     content, style = random_loras(bundle, work)
-    variants = {0: bundle} | {t: tiled_bundle(bundle, work, t) for t in tiles}
     bundle_mb = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file()) / 2**20
     reports: dict[int, list[dict[str, Any]]] = {t: [] for t in variants}
     for i in range(rounds + 1):  # round 0 writes the packed weight caches
@@ -284,10 +284,16 @@ def main() -> int:
     if args.sd15_work is not None:
         args.sd15_work.mkdir(parents=True, exist_ok=True)
         tiles = [int(t) for t in args.sd15_tiles.split(",")]
-        for row in memory_rows(args.sd15_work, tiles):
+        work, bundle = args.sd15_work, args.sd15_bundle
+        # Each decoder exported once: into the bundle's copies when there is a bundle, on its own otherwise.
+        if bundle is not None:
+            decoders = {0: bundle} | {t: tiled_bundle(bundle, work, t) for t in tiles}
+        else:
+            decoders = {t: export_sd15_decoder(work, t or None) for t in [0, *tiles]}
+        for row in memory_rows(decoders):
             print(json.dumps(row), flush=True)
-        if args.sd15_bundle is not None:
-            for row in engine_rows(args.sd15_bundle, args.sd15_work, tiles, args.rounds):
+        if bundle is not None:
+            for row in engine_rows(decoders, work, args.rounds):
                 print(json.dumps(row), flush=True)
     return 0
 

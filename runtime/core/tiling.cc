@@ -42,18 +42,14 @@ TileBlend::TileBlend(int64_t channels, int64_t height, int64_t width)
 void TileBlend::add(const float* tile, int64_t side, int64_t y, int64_t x, const std::vector<float>& ramp_y,
                     const std::vector<float>& ramp_x) {
   const size_t plane = static_cast<size_t>(height_ * width_);
-  for (int64_t ch = -1; ch < channels_; ++ch) {  // -1: the weights' own plane
-    for (int64_t r = 0; r < side; ++r) {
-      const double wy = ramp_y[static_cast<size_t>(r)];
-      const size_t row = static_cast<size_t>((y + r) * width_ + x);
-      for (int64_t c = 0; c < side; ++c) {
-        const double w = wy * ramp_x[static_cast<size_t>(c)];
-        if (ch < 0) {
-          weight_[row + static_cast<size_t>(c)] += w;
-        } else {
-          sum_[static_cast<size_t>(ch) * plane + row + static_cast<size_t>(c)] +=
-              w * tile[static_cast<size_t>((ch * side + r) * side + c)];
-        }
+  for (int64_t r = 0; r < side; ++r) {
+    const size_t row = static_cast<size_t>((y + r) * width_ + x);
+    for (int64_t c = 0; c < side; ++c) {
+      const double w = double{ramp_y[static_cast<size_t>(r)]} * ramp_x[static_cast<size_t>(c)];
+      weight_[row + static_cast<size_t>(c)] += w;
+      for (int64_t ch = 0; ch < channels_; ++ch) {
+        sum_[static_cast<size_t>(ch) * plane + row + static_cast<size_t>(c)] +=
+            w * tile[static_cast<size_t>((ch * side + r) * side + c)];
       }
     }
   }
