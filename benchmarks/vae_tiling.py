@@ -7,8 +7,9 @@ memory, against decoding the whole latent at once, in one run.
   of the tiled image against the whole decode, both against the render, the recognisers' accuracy on each, the
   decode time ratio (eager PyTorch, batch 1) and how many latent pixels the tiles decode per image pixel.
 - memory (``--sd15-work DIR``: SD 1.5's VAE configuration, random weights, int8 XNNPACK programs exported into DIR
-  on first use, a minute each; with ``--sd15-bundle`` the bundle's own decoder and its tiled copies'): peak RSS, planned memory and XNNPACK workspace of the native loader running the
-  whole decoder and one tile (runtime/tools/lorarar_program_memory), and the decode time (one run per tile);
+  on first use, a minute each; with ``--sd15-bundle``, the decoders of the bundle and its tiled copies): peak RSS,
+  planned memory and XNNPACK workspace of the native loader running the whole decoder and one tile
+  (runtime/tools/lorarar_program_memory), and the decode time (one run per tile);
   with ``--sd15-bundle B`` (an int8 bundle of that pipeline), the whole engine on B and on B with each tiled
   decoder added (``--update``): peak RSS against the bundle's size, and the decode time, runs interleaved.
 
