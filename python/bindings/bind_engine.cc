@@ -3,6 +3,7 @@
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/function.h>
 #include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
@@ -76,6 +77,17 @@ void bind_engine(nb::module_& m) {
       .def_prop_ro("max_rank", [](const PyEngine& e) { return e.engine->bundle().slot.max_rank; })
       .def_prop_ro("backend", [](const PyEngine& e) { return e.engine->bundle().backend; })
       .def_prop_ro("has_hypernet", [](const PyEngine& e) { return e.engine->bundle().has_hypernet; })
+      .def_prop_ro(
+          "vae_tiling",
+          [](const PyEngine& e) -> std::optional<std::pair<int, int>> {
+            const auto& b = e.engine->bundle();
+            if (b.vae_tile == 0) return std::nullopt;
+            return std::make_pair(b.vae_tile, b.vae_tile_overlap);
+          },
+          "(tile, overlap) of a tiled VAE decoder, in latent pixels; None when it decodes the whole latent.")
+      .def_prop_ro(
+          "vae_tiles", [](const PyEngine& e) { return e.engine->bundle().vae_tiles(); },
+          "Decoder runs per image: the tiles, or 1.")
       .def(
           "tokenize", [](const PyEngine& e, const std::string& prompt) { return e.engine->tokenizer().encode(prompt); },
           nb::arg("prompt"))
@@ -129,7 +141,7 @@ void bind_engine(nb::module_& m) {
           "generate",
           [](lorarar::Context& ctx, const std::string& prompt, const std::string& negative_prompt, int steps,
              float guidance, const std::string& scheduler, uint64_t seed, std::function<bool(int, int)> progress,
-             bool trace) {
+             bool trace, std::function<bool(int, int)> decode_progress) {
             lorarar::GenerateOptions o;
             o.prompt = prompt;
             o.negative_prompt = negative_prompt;
@@ -145,11 +157,17 @@ void bind_engine(nb::module_& m) {
             nb::capsule owner(pixels, [](void* p) noexcept { delete static_cast<std::vector<uint8_t>*>(p); });
             lorarar::GenerateTimings t;
             lorarar::Status s;
+            // The callbacks are Python: hold the GIL only while calling them.
             if (progress) {
-              // The callback is Python: hold the GIL only while calling it.
               o.progress = [&progress](int step, int total) {
                 nb::gil_scoped_acquire gil;
                 return progress(step, total);
+              };
+            }
+            if (decode_progress) {
+              o.decode_progress = [&decode_progress](int tile, int total) {
+                nb::gil_scoped_acquire gil;
+                return decode_progress(tile, total);
               };
             }
             {
@@ -168,7 +186,10 @@ void bind_engine(nb::module_& m) {
           },
           nb::arg("prompt"), nb::arg("negative_prompt") = "", nb::arg("steps") = 25, nb::arg("guidance") = 5.0f,
           nb::arg("scheduler") = "ddim", nb::arg("seed") = 0, nb::arg("progress").none() = nb::none(),
-          nb::arg("trace") = false, "Returns (image HxWx3 uint8, timings in ms, latents after each step if trace).")
+          nb::arg("trace") = false, nb::arg("decode_progress").none() = nb::none(),
+          "Returns (image HxWx3 uint8, timings in ms, latents after each step if trace). progress(step, total) runs "
+          "after each denoising step, decode_progress(tile, total) after each VAE decoder run (Engine.vae_tiles "
+          "of them); either returning False cancels.")
       .def("cancel", &lorarar::Context::cancel);
 
   nb::class_<lorarar::ProgramRunner>(m, "Program", "An ExecuTorch program (.pte), run by the native engine.")

@@ -146,6 +146,16 @@ class Engine:
     @property
     def has_hypernet(self) -> bool: ...
 
+    @property
+    def vae_tiling(self) -> tuple[int, int] | None:
+        """
+        (tile, overlap) of a tiled VAE decoder, in latent pixels; None when it decodes the whole latent.
+        """
+
+    @property
+    def vae_tiles(self) -> int:
+        """Decoder runs per image: the tiles, or 1."""
+
     def tokenize(self, prompt: str) -> list[int]: ...
 
     def check_lora(self, lora: LoraFile) -> None: ...
@@ -167,9 +177,9 @@ class Context:
     @property
     def slot_b(self) -> list[float]: ...
 
-    def generate(self, prompt: str, negative_prompt: str = '', steps: int = 25, guidance: float = 5.0, scheduler: str = 'ddim', seed: int = 0, progress: Callable[[int, int], bool] | None = None, trace: bool = False) -> tuple:
+    def generate(self, prompt: str, negative_prompt: str = '', steps: int = 25, guidance: float = 5.0, scheduler: str = 'ddim', seed: int = 0, progress: Callable[[int, int], bool] | None = None, trace: bool = False, decode_progress: Callable[[int, int], bool] | None = None) -> tuple:
         """
-        Returns (image HxWx3 uint8, timings in ms, latents after each step if trace).
+        Returns (image HxWx3 uint8, timings in ms, latents after each step if trace). progress(step, total) runs after each denoising step, decode_progress(tile, total) after each VAE decoder run (Engine.vae_tiles of them); either returning False cancels.
         """
 
     def cancel(self) -> None: ...

@@ -60,6 +60,9 @@ lorarar_status lorarar_engine_get_info(const lorarar_engine* engine, lorarar_eng
     out->backend = b.backend.c_str();
     out->quantization = b.quantization.c_str();
     out->has_hypernet = b.has_hypernet ? 1 : 0;
+    out->vae_tile = b.vae_tile;
+    out->vae_tile_overlap = b.vae_tile_overlap;
+    out->vae_tiles = b.vae_tiles();
     return LORARAR_OK;
   });
 }
@@ -136,6 +139,7 @@ lorarar_generate_params lorarar_generate_default_params(void) {
   p.scheduler = LORARAR_SCHEDULER_DDIM;
   p.seed = 0;
   p.progress = nullptr;
+  p.decode_progress = nullptr;
   p.user_data = nullptr;
   return p;
 }
@@ -160,6 +164,11 @@ lorarar_status lorarar_generate(lorarar_context* ctx, const lorarar_generate_par
       lorarar_progress_fn fn = params->progress;
       void* user = params->user_data;
       options.progress = [fn, user](int step, int total) { return fn(step, total, user) == 0; };
+    }
+    if (params->decode_progress) {
+      lorarar_progress_fn fn = params->decode_progress;
+      void* user = params->user_data;
+      options.decode_progress = [fn, user](int tile, int total) { return fn(tile, total, user) == 0; };
     }
     GenerateTimings t;
     Status s = ctx->context->generate(options, rgb, rgb_size, &t);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/sha256.h"
+#include "core/tiling.h"
 #include "extension/mapped_file.h"
 
 namespace lorarar {
@@ -29,6 +30,12 @@ bool HypernetSpec::is_merged(const std::string& module) const {
 }
 
 std::string Bundle::path(const std::string& relative) const { return join_path(dir_, relative); }
+
+int Bundle::vae_tiles() const {
+  if (vae_tile == 0) return 1;
+  return static_cast<int>(tile_origins(latent_height, vae_tile, vae_tile_overlap).size() *
+                          tile_origins(latent_width, vae_tile, vae_tile_overlap).size());
+}
 
 namespace {
 

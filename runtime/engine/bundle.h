@@ -90,6 +90,8 @@ class Bundle {
   // vae_tile latent tile, neighbours overlapping by at least vae_tile_overlap;
   // 0: it takes the whole latent.
   int vae_tile = 0, vae_tile_overlap = 0;
+  // Decoder program runs per image: the tiles (rows x columns), or 1.
+  int vae_tiles() const;
   int text_max_length = 77;
   bool uncond_first = true;                        // guidance batch order [uncond, cond]
   std::string scheduler_config;                    // JSON text

@@ -168,11 +168,19 @@ Status Context::run(ProgramRunner& program, const std::string& method, const std
   return program.run(method, inputs, outputs);
 }
 
-Status Context::decode(const std::vector<float>& latents, std::vector<float>& image) {
+Status Context::decode(const std::vector<float>& latents, std::vector<float>& image,
+                       const std::function<bool(int, int)>& progress) {
   const Bundle& b = engine_->bundle();
   const MethodSpec& vae = b.programs.at("vae_decoder").methods.at(vae_method_);
+  const int total = b.vae_tiles();
+  int done = 0;
+  // After each decoder run: the caller's report, then the cancel flag.
+  const auto keep_going = [&]() { return (!progress || progress(++done, total)) && !cancel_.load(); };
   if (b.vae_tile == 0) {
-    return run(*vae_, vae_method_, {{latents.data(), shape_of(vae.inputs.at(0))}}, {{image.data(), image.size()}});
+    LORARAR_RETURN_IF_ERROR(
+        run(*vae_, vae_method_, {{latents.data(), shape_of(vae.inputs.at(0))}}, {{image.data(), image.size()}}));
+    if (!keep_going()) return make_error(Error::kCancelled, "generation cancelled");
+    return Status::ok();
   }
   // Tile by tile through the one program (Bundle::parse checked the tile fits the latent and the program's shapes).
   const int64_t channels = b.latent_channels, h = b.latent_height, w = b.latent_width, tile = b.vae_tile;
@@ -193,7 +201,7 @@ Status Context::decode(const std::vector<float>& latents, std::vector<float>& im
       LORARAR_RETURN_IF_ERROR(run(*vae_, vae_method_, {{tile_in.data(), shape_of(vae.inputs.at(0))}},
                                   {{tile_out.data(), tile_out.size()}}));
       blend.add(tile_out.data(), side, rows[i] * factor, cols[j] * factor, ramp_rows[i], ramp_cols[j]);
-      if (cancel_.load()) return make_error(Error::kCancelled, "generation cancelled");
+      if (!keep_going()) return make_error(Error::kCancelled, "generation cancelled");
     }
   }
   blend.finish(image.data());
@@ -425,7 +433,7 @@ Status Context::generate(const GenerateOptions& options, uint8_t* rgb, size_t rg
   const auto dec = Clock::now();
   for (float& v : latents) v /= b.scaling_factor;
   std::vector<float> image(pixels * 3);
-  LORARAR_RETURN_IF_ERROR(decode(latents, image));
+  LORARAR_RETURN_IF_ERROR(decode(latents, image, options.decode_progress));
   // (1, 3, H, W) in [-1, 1] -> H x W x RGB8, rounding as diffusers' numpy_to_pil does.
   for (size_t c = 0; c < 3; ++c) {
     for (size_t p = 0; p < pixels; ++p) {

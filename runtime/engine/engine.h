@@ -82,6 +82,9 @@ struct GenerateOptions {
   uint64_t seed = 0;
   // Called after each step; returning false cancels.
   std::function<bool(int step, int total)> progress;
+  // Called after each decoder run: each tile of a tiled VAE decoder (total =
+  // Bundle::vae_tiles()), or once (1, 1); returning false cancels.
+  std::function<bool(int tile, int total)> decode_progress;
   // Parity tests: latents after each step are appended here when not null.
   std::vector<float>* latent_trace = nullptr;
 };
@@ -120,7 +123,8 @@ class Context {
   Status encode_prompt(const std::string& prompt, float* out);
   // Latents (already divided by the scaling factor) -> the (3, H, W) image in
   // [-1, 1]: one program run, or tile by tile when the bundle has VAE tiling.
-  Status decode(const std::vector<float>& latents, std::vector<float>& image);
+  Status decode(const std::vector<float>& latents, std::vector<float>& image,
+                const std::function<bool(int, int)>& progress);
   // Runs one hypernetwork method on the pair's factors and adds its layers' coefficients to `out`.
   Status run_hypernet_method(const HypernetMethod& hm, const LoraModel& content, const LoraModel& style,
                              ColumnCoefficients& out);

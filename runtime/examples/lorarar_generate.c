@@ -39,6 +39,14 @@ static long status_kb(const char* field) {
 
 static long peak_rss_kb(void) { return status_kb("VmHWM"); }
 
+/* decode_progress: counts the decoder runs (one per VAE tile, or one); reset before each generation. */
+static int count_decode_runs(int tile, int total_tiles, void* user_data) {
+  (void)tile;
+  (void)total_tiles;
+  ++*(int*)user_data;
+  return 0;
+}
+
 /* Where the memory is after each stage: anonymous (heap, planned activations, packed weights) vs file-backed
  * (mapped programs and code), so a regression in either shows in the JSON. */
 enum { STAGE_START, STAGE_ENGINE, STAGE_CONTEXT, STAGE_FIRST_IMAGE, STAGE_MORE_CONTEXTS, STAGE_COUNT };
@@ -65,6 +73,9 @@ int main(int argc, char** argv) {
   lorarar_apply_params apply = lorarar_apply_default_params();
   lorarar_engine_params eng = lorarar_engine_default_params();
   gen.prompt = "a sks bird in zwz style";
+  int decode_runs = 0;
+  gen.decode_progress = count_decode_runs;
+  gen.user_data = &decode_runs;
   int cycles = 1;
   int contexts = 1;
   for (int i = 5; i + 1 < argc; i += 2) {
@@ -133,6 +144,7 @@ int main(int argc, char** argv) {
     if (lorarar_context_set_loras(ctx, swap ? style : content, swap ? content : style, &p, &merge) != LORARAR_OK) {
       return fail("merge");
     }
+    decode_runs = 0;
     if (lorarar_generate(ctx, &gen, rgb, size, &timings) != LORARAR_OK) return fail("generate");
     if (c == 0) {
       rss_after_first = peak_rss_kb();
@@ -143,6 +155,7 @@ int main(int argc, char** argv) {
     lorarar_context* more = NULL;
     if (lorarar_context_create(engine, &more) != LORARAR_OK) return fail("context");
     if (lorarar_context_set_loras(more, content, style, &apply, NULL) != LORARAR_OK) return fail("merge");
+    decode_runs = 0;
     if (lorarar_generate(more, &gen, rgb, size, NULL) != LORARAR_OK) return fail("generate");
     /* Kept until the end, as an app serving several threads keeps them. */
     contexts_kept[c] = more;
@@ -162,9 +175,11 @@ int main(int argc, char** argv) {
   printf(
       "{\"backend\": \"%s\", \"merge_ms\": %.3f, \"hypernet_ms\": %.3f, \"fold_ms\": %.3f, \"text_encoder_ms\": "
       "%.3f, \"step_ms_median\": %.3f, \"decode_ms\": %.3f, \"total_ms\": %.3f, \"cycles\": %d, "
-      "\"contexts\": %d, \"peak_rss_first_kb\": %ld, \"peak_rss_kb\": %ld, \"rss_kb\": {",
+      "\"contexts\": %d, \"vae_tiles\": %d, \"decode_runs\": %d, \"peak_rss_first_kb\": %ld, \"peak_rss_kb\": %ld, "
+      "\"rss_kb\": {",
       info.backend, merge.total_ms, merge.hypernet_ms, merge.fold_ms, timings.text_encoder_ms, timings.step_ms_median,
-      timings.decode_ms, timings.total_ms, cycles, contexts, rss_after_first, peak_rss_kb());
+      timings.decode_ms, timings.total_ms, cycles, contexts, info.vae_tiles, decode_runs, rss_after_first,
+      peak_rss_kb());
   for (int i = 0; i < STAGE_COUNT; ++i) {
     printf("%s\"%s\": {\"anon\": %ld, \"file\": %ld}", i ? ", " : "", kStageNames[i], stage_anon_kb[i],
            stage_file_kb[i]);

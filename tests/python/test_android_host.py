@@ -21,14 +21,17 @@ JNI_LIBRARY_DIR = ROOT / "build" / "host" / "android-jni"
 JUNIT = ["/usr/share/java/junit4.jar", "/usr/share/java/hamcrest-core.jar"]
 
 
-def test_java_engine_tests_on_a_bundle(xnnpack_bundle: Path) -> None:
+@pytest.mark.parametrize("bundle_fixture", ["xnnpack_bundle", "tiled_bundle"])
+def test_java_engine_tests_on_a_bundle(bundle_fixture: str, request: pytest.FixtureRequest) -> None:
+    """The tiled bundle (its VAE decoded in 3 x 3 tiles) makes the decoder's progress reports a list."""
+    bundle: Path = request.getfixturevalue(bundle_fixture)
     built = (HOST / "test-classes" / "ai" / "lorarar" / "EngineTest.class").exists() and JNI_LIBRARY_DIR.exists()
     if not built or shutil.which("java") is None:
         if os.environ.get("LORARAR_REQUIRE_JNI") == "1":
             pytest.fail(f"{HOST} or java is missing: make android-host-test should have built it")
         pytest.skip("the Android host build is missing (make android-host-test)")
     classpath = ":".join([str(HOST / "classes"), str(HOST / "test-classes"), *JUNIT])
-    properties = [f"-Djava.library.path={JNI_LIBRARY_DIR}", f"-Dlorarar.test.bundle={xnnpack_bundle}"]
+    properties = [f"-Djava.library.path={JNI_LIBRARY_DIR}", f"-Dlorarar.test.bundle={bundle}"]
     run = subprocess.run(
         ["java", "-Xcheck:jni", *properties, "-cp", classpath, "ai.lorarar.HostTestRunner", "ai.lorarar.EngineTest"],
         capture_output=True,

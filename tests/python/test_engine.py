@@ -344,6 +344,44 @@ def test_progress_callback_cancels(engine: Engine) -> None:
     assert ctx.generate(PROMPT, steps=2, seed=0)[0].shape[2] == 3
 
 
+def _check_decode_progress(engine: Engine, total: int) -> None:
+    ctx = Context.create(engine)
+    events: list[tuple[str, int, int]] = []
+
+    def on_step(step: int, steps: int) -> bool:
+        events.append(("step", step, steps))
+        return True
+
+    def on_tile(tile: int, tiles: int) -> bool:
+        events.append(("tile", tile, tiles))
+        return True
+
+    image = ctx.generate(PROMPT, steps=2, seed=3, progress=on_step, decode_progress=on_tile)[0]
+    assert events == [("step", 1, 2), ("step", 2, 2)] + [("tile", i, total) for i in range(1, total + 1)]
+    assert np.array_equal(image, ctx.generate(PROMPT, steps=2, seed=3)[0])
+
+    seen: list[int] = []
+
+    def stop_at_second(tile: int, tiles: int) -> bool:
+        seen.append(tile)
+        return tile < min(2, tiles)
+
+    with pytest.raises(LoraError, match="cancelled"):
+        ctx.generate(PROMPT, steps=2, seed=3, decode_progress=stop_at_second)
+    assert seen == list(range(1, min(2, total) + 1))
+    assert np.array_equal(ctx.generate(PROMPT, steps=2, seed=3)[0], image)
+
+
+def test_decode_progress_reports_each_decoder_run(engine: Engine, tiled_bundle: Path) -> None:
+    """decode_progress(tile, total) after each VAE decoder run: once for a whole-latent decoder, per tile (3 x 3 of
+    an 8x8 latent in 4x4 tiles) for a tiled one, after the last step; returning False cancels, mid-decode too."""
+    tiled = Engine.load(str(tiled_bundle), n_threads=2)
+    assert (engine.vae_tiling, engine.vae_tiles) == (None, 1)
+    assert (tiled.vae_tiling, tiled.vae_tiles) == ((4, 1), 9)
+    _check_decode_progress(engine, 1)
+    _check_decode_progress(tiled, 9)
+
+
 def test_lora_errors_name_the_problem(
     engine: Engine, tiny_pipeline: Path, pair: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -68,18 +68,26 @@ def test_arm_engine_matches_host(xnnpack_bundle: Path, pair: tuple[Path, Path], 
     assert psnr(arm, host) > 35.0
 
 
-def test_host_c_example_equals_bindings(xnnpack_bundle: Path, pair: tuple[Path, Path], tmp_path: Path) -> None:
-    """The plain-C program and the Python bindings run the same library: identical images."""
+@pytest.mark.parametrize("bundle_fixture", ["xnnpack_bundle", "tiled_bundle"])
+def test_host_c_example_equals_bindings(
+    bundle_fixture: str, pair: tuple[Path, Path], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The plain-C program and the Python bindings run the same library: identical images. Its decode_progress
+    callback is called once per decoder run: once, or per VAE tile (3 x 3 of the tiled bundle's 8x8 latent)."""
     _need(HOST_BINARY)
+    bundle: Path = request.getfixturevalue(bundle_fixture)
     out = tmp_path / "host.ppm"
     run = subprocess.run(
-        [str(HOST_BINARY), str(xnnpack_bundle), str(pair[0]), str(pair[1]), str(out), "--steps", "3"],
+        [str(HOST_BINARY), str(bundle), str(pair[0]), str(pair[1]), str(out), "--steps", "3"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    ctx = Context.create(Engine.load(str(xnnpack_bundle)))
+    report = json.loads(run.stdout)
+    tiles = 9 if bundle_fixture == "tiled_bundle" else 1
+    assert (report["vae_tiles"], report["decode_runs"]) == (tiles, tiles)
+    ctx = Context.create(Engine.load(str(bundle)))
     ctx.set_loras(LoraFile.load(str(pair[0])), LoraFile.load(str(pair[1])), method="hypernet")
     assert np.array_equal(read_ppm(out), ctx.generate("a sks bird in zwz style", steps=3, seed=0)[0])
 

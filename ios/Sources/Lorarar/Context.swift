@@ -24,17 +24,30 @@ private final class ProgressBox {
     let contextCancel: AtomicFlag
     let taskCancel: AtomicFlag?
     let callback: ((GenerationProgress) -> Bool)?
+    let decodeCallback: ((DecodeProgress) -> Bool)?
 
-    init(contextCancel: AtomicFlag, taskCancel: AtomicFlag?, callback: ((GenerationProgress) -> Bool)?) {
+    init(
+        contextCancel: AtomicFlag, taskCancel: AtomicFlag?, callback: ((GenerationProgress) -> Bool)?,
+        decodeCallback: ((DecodeProgress) -> Bool)?
+    ) {
         self.contextCancel = contextCancel
         self.taskCancel = taskCancel
         self.callback = callback
+        self.decodeCallback = decodeCallback
     }
+
+    private var cancelled: Bool { contextCancel.isSet || taskCancel?.isSet == true }
 
     /// False stops the generation.
     func step(_ step: Int, _ total: Int) -> Bool {
-        if contextCancel.isSet || taskCancel?.isSet == true { return false }
+        if cancelled { return false }
         return callback?(GenerationProgress(step: step, totalSteps: total)) ?? true
+    }
+
+    /// False stops the generation.
+    func tile(_ tile: Int, _ total: Int) -> Bool {
+        if cancelled { return false }
+        return decodeCallback?(DecodeProgress(tile: tile, totalTiles: total)) ?? true
     }
 }
 
@@ -43,6 +56,13 @@ private let progressTrampoline: lorarar_progress_fn = { step, total, userData in
     guard let userData = userData else { return 0 }
     let box = Unmanaged<ProgressBox>.fromOpaque(userData).takeUnretainedValue()
     return box.step(Int(step), Int(total)) ? 0 : 1
+}
+
+/// The same for `decode_progress`.
+private let decodeProgressTrampoline: lorarar_progress_fn = { tile, total, userData in
+    guard let userData = userData else { return 0 }
+    let box = Unmanaged<ProgressBox>.fromOpaque(userData).takeUnretainedValue()
+    return box.tile(Int(tile), Int(total)) ? 0 : 1
 }
 
 /// One generation's state: the current LoRA pair, folded into the engine's LoRA slot, and scratch memory
@@ -127,23 +147,30 @@ public final class Context: @unchecked Sendable {
     }
 
     /// Generates an image, blocking the calling thread (not the main thread, please) until it is done.
-    /// - Parameter progress: called after each step on the context's queue; return false to cancel.
+    /// - Parameters:
+    ///   - progress: called after each step on the context's queue; return false to cancel.
+    ///   - decodeProgress: called after each run of the VAE decoder, which follows the last step (one per tile of a
+    ///     bundle exported with `--vae-tile`, `EngineInfo.vaeTiles` of them, else one); return false to cancel.
     /// - Throws: `LorararError`: `.cancelled` ("generation cancelled") after `cancel()` or a progress callback that
     ///   returned false; `.invalidArgument` for bad parameters ("steps must be 1..1000", "guidance must be finite").
     public func generateBlocking(
-        _ params: GenerateParams, progress: ((GenerationProgress) -> Bool)? = nil
+        _ params: GenerateParams, progress: ((GenerationProgress) -> Bool)? = nil,
+        decodeProgress: ((DecodeProgress) -> Bool)? = nil
     ) throws -> GeneratedImage {
-        try sync { try run(params, taskCancel: nil, progress: progress) }
+        try sync { try run(params, taskCancel: nil, progress: progress, decodeProgress: decodeProgress) }
     }
 
     /// Generates an image on the context's queue, suspending the caller meanwhile.
     ///
     /// Cancelling the calling Task stops the generation after its current step and throws `CancellationError`;
     /// `cancel()` or a progress callback returning false throws `LorararError` with status `.cancelled`.
-    /// - Parameter progress: called after each step, on the context's queue (hop to the main actor yourself for UI);
-    ///   return false to cancel.
+    /// - Parameters:
+    ///   - progress: called after each step, on the context's queue (hop to the main actor yourself for UI); return
+    ///     false to cancel.
+    ///   - decodeProgress: called after each VAE decoder run (see `generateBlocking`), on the same queue.
     public func generate(
-        _ params: GenerateParams, progress: (@Sendable (GenerationProgress) -> Bool)? = nil
+        _ params: GenerateParams, progress: (@Sendable (GenerationProgress) -> Bool)? = nil,
+        decodeProgress: (@Sendable (DecodeProgress) -> Bool)? = nil
     ) async throws -> GeneratedImage {
         try Task.checkCancellation()
         let taskCancel = AtomicFlag()
@@ -152,7 +179,10 @@ public final class Context: @unchecked Sendable {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<GeneratedImage, Error>) in
                     queue.async {
                         continuation.resume(
-                            with: Result { try self.run(params, taskCancel: taskCancel, progress: progress) })
+                            with: Result {
+                                try self.run(
+                                    params, taskCancel: taskCancel, progress: progress, decodeProgress: decodeProgress)
+                            })
                     }
                 }
             } onCancel: {
@@ -164,16 +194,23 @@ public final class Context: @unchecked Sendable {
         }
     }
 
-    /// One generation as a stream: `.progress` after each step, then `.finished` with the image. Ending the iteration
-    /// early, or cancelling the Task that iterates, cancels the generation.
+    /// One generation as a stream: `.progress` after each step, `.decoding` after each VAE decoder run, then
+    /// `.finished` with the image. Ending the iteration early, or cancelling the Task that iterates, cancels the
+    /// generation.
     public func generationEvents(_ params: GenerateParams) -> AsyncThrowingStream<GenerationEvent, Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    let image = try await self.generate(params) { progress in
-                        continuation.yield(.progress(progress))
-                        return true
-                    }
+                    let image = try await self.generate(
+                        params,
+                        progress: { progress in
+                            continuation.yield(.progress(progress))
+                            return true
+                        },
+                        decodeProgress: { progress in
+                            continuation.yield(.decoding(progress))
+                            return true
+                        })
                     continuation.yield(.finished(image))
                     continuation.finish()
                 } catch {
@@ -186,12 +223,14 @@ public final class Context: @unchecked Sendable {
 
     /// Runs one generation; on the context's queue.
     private func run(
-        _ params: GenerateParams, taskCancel: AtomicFlag?, progress: ((GenerationProgress) -> Bool)?
+        _ params: GenerateParams, taskCancel: AtomicFlag?, progress: ((GenerationProgress) -> Bool)?,
+        decodeProgress: ((DecodeProgress) -> Bool)?
     ) throws -> GeneratedImage {
         cancelFlag.set(false)
         if taskCancel?.isSet == true { throw CancellationError() }
         let info = engine.info
-        let box = ProgressBox(contextCancel: cancelFlag, taskCancel: taskCancel, callback: progress)
+        let box = ProgressBox(
+            contextCancel: cancelFlag, taskCancel: taskCancel, callback: progress, decodeCallback: decodeProgress)
         var rgb = [UInt8](repeating: 0, count: info.imageBytes)
         var t = lorarar_generate_timings()
         let status: lorarar_status = withExtendedLifetime(box) {
@@ -205,6 +244,7 @@ public final class Context: @unchecked Sendable {
                     p.scheduler = params.scheduler.cValue
                     p.seed = params.seed
                     p.progress = progressTrampoline
+                    p.decode_progress = decodeProgressTrampoline
                     p.user_data = Unmanaged.passUnretained(box).toOpaque()
                     return rgb.withUnsafeMutableBufferPointer { buffer in
                         lorarar_generate(handle, &p, buffer.baseAddress, buffer.count, &t)
@@ -220,5 +260,6 @@ public final class Context: @unchecked Sendable {
 /// What `Context.generationEvents` yields.
 public enum GenerationEvent: Sendable {
     case progress(GenerationProgress)
+    case decoding(DecodeProgress)
     case finished(GeneratedImage)
 }

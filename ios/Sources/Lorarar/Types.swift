@@ -170,6 +170,12 @@ public struct EngineInfo: Sendable {
     public let quantization: String
     /// Whether the bundle carries the LoRA.rar hypernetwork (`ApplyMethod.hypernet`).
     public let hasHypernet: Bool
+    /// Side of the latent tile the VAE decoder takes (`--vae-tile`); 0 when it decodes the whole latent.
+    public let vaeTile: Int
+    /// The least overlap of neighbouring VAE tiles, in latent pixels; 0 when untiled.
+    public let vaeTileOverlap: Int
+    /// VAE decoder runs per image: the tiles, or 1 (`DecodeProgress.totalTiles`).
+    public let vaeTiles: Int
 
     /// Bytes of one image: width x height x 3.
     public var imageBytes: Int { imageWidth * imageHeight * 3 }
@@ -185,6 +191,9 @@ public struct EngineInfo: Sendable {
         backend = String(cString: c.backend)
         quantization = String(cString: c.quantization)
         hasHypernet = c.has_hypernet != 0
+        vaeTile = Int(c.vae_tile)
+        vaeTileOverlap = Int(c.vae_tile_overlap)
+        vaeTiles = Int(c.vae_tiles)
     }
 }
 
@@ -201,4 +210,19 @@ public struct GenerationProgress: Sendable, Equatable {
 
     /// step / totalSteps.
     public var fraction: Double { totalSteps > 0 ? Double(step) / Double(totalSteps) : 0 }
+}
+
+/// One finished run of the VAE decoder (a tile of a tiled decoder, or the whole latent), after the last step.
+public struct DecodeProgress: Sendable, Equatable {
+    /// The decoder runs done, 1...totalTiles.
+    public let tile: Int
+    public let totalTiles: Int
+
+    public init(tile: Int, totalTiles: Int) {
+        self.tile = tile
+        self.totalTiles = totalTiles
+    }
+
+    /// tile / totalTiles.
+    public var fraction: Double { totalTiles > 0 ? Double(tile) / Double(totalTiles) : 0 }
 }

@@ -43,6 +43,28 @@ final class EngineTests: XCTestCase {
         XCTAssertFalse(info.backend.isEmpty)
     }
 
+    func testDecodeProgressFollowsTheSteps() throws {
+        let info = engine.info
+        XCTAssertEqual(info.vaeTiles > 1, info.vaeTile > 0)
+        let events = EventLog()
+        let a = try context.generateBlocking(
+            params(2),
+            progress: { p in
+                events.append("step \(p.step)/\(p.totalSteps)")
+                return true
+            },
+            decodeProgress: { p in
+                events.append("tile \(p.tile)/\(p.totalTiles)")
+                return true
+            })
+        XCTAssertEqual(
+            events.all, ["step 1/2", "step 2/2"] + (1...info.vaeTiles).map { "tile \($0)/\(info.vaeTiles)" })
+        XCTAssertEqual(a.rgb, try context.generateBlocking(params(2)).rgb)
+        XCTAssertThrowsError(try context.generateBlocking(params(2), decodeProgress: { _ in false })) { error in
+            XCTAssertEqual((error as? LorararError)?.status, .cancelled)
+        }
+    }
+
     func testGeneratesDeterministicallyWithProgress() async throws {
         try engine.checkLora(content)
         try context.setLoras(content: content, style: style, method: engine.info.hasHypernet ? .hypernet : .direct)
@@ -174,6 +196,24 @@ final class StepLog: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return steps
+    }
+}
+
+/// A thread-safe list of event descriptions.
+final class EventLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [String] = []
+
+    func append(_ e: String) {
+        lock.lock()
+        events.append(e)
+        lock.unlock()
+    }
+
+    var all: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return events
     }
 }
 

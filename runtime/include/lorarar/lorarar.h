@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 /* Version of this header's API; bumped on incompatible changes. */
-#define LORARAR_API_VERSION 1
+#define LORARAR_API_VERSION 2
 
 typedef enum lorarar_status {
   LORARAR_OK = 0,
@@ -234,6 +234,12 @@ typedef struct lorarar_engine_info {
   const char* backend;      /* e.g. "xnnpack" */
   const char* quantization; /* e.g. "none", "int8" */
   int has_hypernet;
+  /* VAE decoding (export --vae-tile): the decoder program takes one
+   * vae_tile x vae_tile latent tile, neighbours overlapping by at least
+   * vae_tile_overlap; both 0 when it takes the whole latent. vae_tiles:
+   * decoder runs per image (the tiles, or 1), the total decode_progress
+   * reports. */
+  int vae_tile, vae_tile_overlap, vae_tiles;
 } lorarar_engine_info;
 
 LORARAR_API lorarar_status lorarar_engine_get_info(const lorarar_engine* engine, lorarar_engine_info* out);
@@ -278,7 +284,9 @@ typedef enum lorarar_scheduler_kind {
   LORARAR_SCHEDULER_LCM = 2
 } lorarar_scheduler_kind;
 
-/* Called after each denoising step; return non-zero to cancel the generation. */
+/* Called after each denoising step (progress) or each VAE decoder run
+ * (decode_progress: one per tile of a tiled decoder, else one); return
+ * non-zero to cancel the generation. */
 typedef int (*lorarar_progress_fn)(int step, int total_steps, void* user_data);
 
 typedef struct lorarar_generate_params {
@@ -289,7 +297,10 @@ typedef struct lorarar_generate_params {
   lorarar_scheduler_kind scheduler;
   uint64_t seed;                /* same seed, same image */
   lorarar_progress_fn progress; /* may be NULL */
-  void* user_data;
+  /* may be NULL; (tile, vae_tiles): an SD 1.5-size decode takes as long
+   * as two denoising steps, long enough for a UI to want to show it */
+  lorarar_progress_fn decode_progress;
+  void* user_data; /* passed to both callbacks */
 } lorarar_generate_params;
 
 typedef struct lorarar_generate_timings {
@@ -302,14 +313,14 @@ typedef struct lorarar_generate_timings {
 
 LORARAR_API lorarar_generate_params lorarar_generate_default_params(void);
 /* Writes image_height x image_width x 3 bytes (RGB8, row-major) into `rgb`,
- * which holds rgb_size bytes. Returns LORARAR_ERR_CANCELLED when the progress
+ * which holds rgb_size bytes. Returns LORARAR_ERR_CANCELLED when a progress
  * callback or lorarar_context_cancel stopped it (rgb is then left untouched). */
 LORARAR_API lorarar_status lorarar_generate(lorarar_context* ctx, const lorarar_generate_params* params, uint8_t* rgb,
                                             size_t rgb_size, lorarar_generate_timings* timings);
-/* Asks a running lorarar_generate on ctx to stop (checked after the text encoder, after each denoising step and,
- * with a tiled VAE decoder, after each tile); safe from any thread. A cancel that arrives before lorarar_generate
- * starts is dropped (each generation starts uncancelled): to cancel from the very start, return non-zero from the
- * progress callback. */
+/* Asks a running lorarar_generate on ctx to stop (checked after the text encoder, after each denoising step and
+ * after each VAE decoder run: each tile of a tiled decoder); safe from any thread. A cancel that arrives before
+ * lorarar_generate starts is dropped (each generation starts uncancelled): to cancel from the very start, return
+ * non-zero from the progress callback. */
 LORARAR_API void lorarar_context_cancel(lorarar_context* ctx);
 
 #ifdef __cplusplus

@@ -45,7 +45,8 @@ struct JavaClasses {
   jclass engine_info = nullptr;  // ai.lorarar.EngineInfo
   jmethodID engine_info_init = nullptr;
   jclass string = nullptr;
-  jmethodID on_progress = nullptr;  // ai.lorarar.ProgressListener.onProgress(II)Z
+  jmethodID on_progress = nullptr;         // ai.lorarar.ProgressListener.onProgress(II)Z
+  jmethodID on_decode_progress = nullptr;  // ai.lorarar.ProgressListener.onDecodeProgress(II)Z
 };
 JavaClasses g;
 
@@ -622,7 +623,8 @@ jobject EngineInfo(JNIEnv* env, jclass, jlong h) {
     out =
         env->NewObject(g.engine_info, g.engine_info_init, info.image_width, info.image_height, info.latent_channels,
                        info.latent_width, info.latent_height, info.max_rank, static_cast<jlong>(info.num_lora_targets),
-                       backend, quantization, static_cast<jboolean>(info.has_hypernet ? JNI_TRUE : JNI_FALSE));
+                       backend, quantization, static_cast<jboolean>(info.has_hypernet ? JNI_TRUE : JNI_FALSE),
+                       info.vae_tile, info.vae_tile_overlap, info.vae_tiles);
   }
   if (backend) env->DeleteLocalRef(backend);
   if (quantization) env->DeleteLocalRef(quantization);
@@ -723,18 +725,24 @@ struct ProgressState {
   bool listener_threw;
 };
 
-int progress_trampoline(int step, int total_steps, void* user_data) {
-  auto* st = static_cast<ProgressState*>(user_data);
+int ask_listener(ProgressState* st, jmethodID method, int done, int total) {
   if (st->jc->cancel.load() || st->jc->closing.load()) return 1;
   if (!st->listener) return 0;
   JNIEnv* env = st->env;
-  const jboolean go =
-      env->CallBooleanMethod(st->listener, g.on_progress, static_cast<jint>(step), static_cast<jint>(total_steps));
+  const jboolean go = env->CallBooleanMethod(st->listener, method, static_cast<jint>(done), static_cast<jint>(total));
   if (env->ExceptionCheck()) {
     st->listener_threw = true;
     return 1;
   }
   return go ? 0 : 1;
+}
+
+int progress_trampoline(int step, int total_steps, void* user_data) {
+  return ask_listener(static_cast<ProgressState*>(user_data), g.on_progress, step, total_steps);
+}
+
+int decode_progress_trampoline(int tile, int total_tiles, void* user_data) {
+  return ask_listener(static_cast<ProgressState*>(user_data), g.on_decode_progress, tile, total_tiles);
 }
 
 jdoubleArray Generate(JNIEnv* env, jclass, jlong h, jstring prompt, jstring negative_prompt, jint steps,
@@ -760,6 +768,7 @@ jdoubleArray Generate(JNIEnv* env, jclass, jlong h, jstring prompt, jstring nega
   params.scheduler = static_cast<lorarar_scheduler_kind>(scheduler);
   params.seed = static_cast<uint64_t>(seed);
   params.progress = progress_trampoline;
+  params.decode_progress = decode_progress_trampoline;
   params.user_data = &state;
   std::vector<uint8_t> buffer(static_cast<size_t>(env->GetArrayLength(rgb)));
   lorarar_generate_timings t{};
@@ -894,15 +903,16 @@ bool init(JNIEnv* env) {
   if (!g.layer_info_init) return false;
   g.engine_info = global_class(env, "ai/lorarar/EngineInfo");
   if (!g.engine_info) return false;
-  g.engine_info_init = env->GetMethodID(g.engine_info, "<init>", "(IIIIIIJLjava/lang/String;Ljava/lang/String;Z)V");
+  g.engine_info_init = env->GetMethodID(g.engine_info, "<init>", "(IIIIIIJLjava/lang/String;Ljava/lang/String;ZIII)V");
   if (!g.engine_info_init) return false;
   g.string = global_class(env, "java/lang/String");
   if (!g.string) return false;
   jclass listener = env->FindClass("ai/lorarar/ProgressListener");
   if (!listener) return false;
   g.on_progress = env->GetMethodID(listener, "onProgress", "(II)Z");
+  g.on_decode_progress = g.on_progress ? env->GetMethodID(listener, "onDecodeProgress", "(II)Z") : nullptr;
   env->DeleteLocalRef(listener);
-  if (!g.on_progress) return false;
+  if (!g.on_progress || !g.on_decode_progress) return false;
   jclass bridge = env->FindClass(kBridgeClass);
   if (!bridge) return false;
   const jint registered =

@@ -12,6 +12,9 @@ public final class EngineInfo {
   private final String backend;
   private final String quantization;
   private final boolean hasHypernet;
+  private final int vaeTile;
+  private final int vaeTileOverlap;
+  private final int vaeTiles;
 
   /** Called by the JNI library. */
   EngineInfo(
@@ -24,7 +27,10 @@ public final class EngineInfo {
       long numLoraTargets,
       String backend,
       String quantization,
-      boolean hasHypernet) {
+      boolean hasHypernet,
+      int vaeTile,
+      int vaeTileOverlap,
+      int vaeTiles) {
     this.imageWidth = imageWidth;
     this.imageHeight = imageHeight;
     this.latentChannels = latentChannels;
@@ -35,6 +41,9 @@ public final class EngineInfo {
     this.backend = backend;
     this.quantization = quantization;
     this.hasHypernet = hasHypernet;
+    this.vaeTile = vaeTile;
+    this.vaeTileOverlap = vaeTileOverlap;
+    this.vaeTiles = vaeTiles;
   }
 
   /** Width of the generated RGB8 images. */
@@ -89,6 +98,24 @@ public final class EngineInfo {
     return hasHypernet;
   }
 
+  /**
+   * Side of the latent tile the VAE decoder takes (bundles exported with {@code --vae-tile}); 0 when it decodes the
+   * whole latent.
+   */
+  public int vaeTile() {
+    return vaeTile;
+  }
+
+  /** The least overlap of neighbouring VAE tiles, in latent pixels; 0 when untiled. */
+  public int vaeTileOverlap() {
+    return vaeTileOverlap;
+  }
+
+  /** VAE decoder runs per image: the tiles, or 1 ({@link ProgressListener#onDecodeProgress}'s total). */
+  public int vaeTiles() {
+    return vaeTiles;
+  }
+
   @Override
   public String toString() {
     return imageWidth
@@ -103,6 +130,7 @@ public final class EngineInfo {
         + " over "
         + numLoraTargets
         + " layers"
-        + (hasHypernet ? ", hypernetwork" : "");
+        + (hasHypernet ? ", hypernetwork" : "")
+        + (vaeTile > 0 ? ", VAE in " + vaeTiles + " tiles of " + vaeTile : "");
   }
 }

@@ -24,7 +24,7 @@ package ai.lorarar;
  */
 public final class Lorarar {
   /** The C API version ({@code LORARAR_API_VERSION}) these Java classes were written for. */
-  public static final int API_VERSION = 1;
+  public static final int API_VERSION = 2;
 
   private Lorarar() {}
 

@@ -1,7 +1,7 @@
 package ai.lorarar;
 
 /**
- * Told after each denoising step of {@link Context#generate(GenerateParams, ProgressListener)}, on the thread that
+ * Told after each denoising step (and each VAE decoder run) of {@link Context#generate(GenerateParams, ProgressListener)}, on the thread that
  * called {@code generate} (post to the UI thread yourself).
  */
 public interface ProgressListener {
@@ -12,4 +12,17 @@ public interface ProgressListener {
    *     {@link Status#CANCELLED}). An exception thrown here also stops the generation, and {@code generate} rethrows it.
    */
   boolean onProgress(int step, int totalSteps);
+
+  /**
+   * Told after each run of the VAE decoder, which follows the last step: one per tile of a bundle exported with
+   * {@code --vae-tile} ({@link EngineInfo#vaeTiles()} of them), else one. At SD 1.5 size the decode takes as long as
+   * two denoising steps. Ignored unless overridden.
+   *
+   * @param tile the decoder runs done, 1 to {@code totalTiles}
+   * @param totalTiles the decoder runs of this image
+   * @return true to go on; false to cancel, as {@link #onProgress}
+   */
+  default boolean onDecodeProgress(int tile, int totalTiles) {
+    return true;
+  }
 }

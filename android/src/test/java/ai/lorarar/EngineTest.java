@@ -219,6 +219,46 @@ public class EngineTest {
   }
 
   @Test
+  public void reportsEachDecoderRunAfterTheSteps() {
+    needBundle();
+    EngineInfo info = engine.info();
+    assertTrue(info.toString(), info.vaeTile() > 0 ? info.vaeTiles() > 1 : info.vaeTiles() == 1);
+    List<String> events = new ArrayList<>();
+    Image a = ctx.generate(params(2), new ProgressListener() {
+      @Override
+      public boolean onProgress(int step, int totalSteps) {
+        events.add("step " + step + "/" + totalSteps);
+        return true;
+      }
+
+      @Override
+      public boolean onDecodeProgress(int tile, int totalTiles) {
+        events.add("tile " + tile + "/" + totalTiles);
+        return true;
+      }
+    });
+    List<String> expected = new ArrayList<>(java.util.Arrays.asList("step 1/2", "step 2/2"));
+    for (int i = 1; i <= info.vaeTiles(); ++i) expected.add("tile " + i + "/" + info.vaeTiles());
+    assertEquals(expected, events);
+    assertArrayEquals(a.rgb(), ctx.generate(params(2)).rgb());
+
+    // Cancelled from the decoder's report: nothing written.
+    byte[] rgb = new byte[info.imageBytes()];
+    expectError(Status.CANCELLED, "generation cancelled", () -> ctx.generateInto(params(2), new ProgressListener() {
+      @Override
+      public boolean onProgress(int step, int totalSteps) {
+        return true;
+      }
+
+      @Override
+      public boolean onDecodeProgress(int tile, int totalTiles) {
+        return false;
+      }
+    }, rgb));
+    assertArrayEquals("untouched when cancelled", new byte[rgb.length], rgb);
+  }
+
+  @Test
   public void listenerCancels() {
     needBundle();
     byte[] rgb = new byte[engine.info().imageBytes()];
