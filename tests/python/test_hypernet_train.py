@@ -9,7 +9,16 @@ import pytest
 import torch
 
 from lorarar import LoraFile
-from lorarar.hypernet.train import OBJECTIVES, HyperTrainConfig, PairWorld, proximity_penalty, train_hypernet
+from lorarar.hypernet.train import (
+    OBJECTIVES,
+    HyperTrainConfig,
+    PairWorld,
+    fit_coefficients,
+    oracle_loss,
+    pair_oracles,
+    proximity_penalty,
+    train_hypernet,
+)
 from lorarar.world import catalog
 
 ALL_FOUR = ("to_q", "to_k", "to_v", "to_out.0")
@@ -55,6 +64,7 @@ def test_every_objective_trains_and_merges_the_configured_layers(
 
     cfg = HyperTrainConfig(steps=2, batch=1, val_every=2, val_pairs=1, checkpoint_every=1, objective=objective)
     cfg.merged = ALL_FOUR
+    cfg.oracle_steps = 1  # the oracle objective fits every train pair first: one step each here
     cfg.proximity = 1.0 if objective == "ground-truth" else 0.0
     facts = train_hypernet(tmp_path / "net", tmp_path / "work", cfg, world=world)
     saved = json.loads((tmp_path / "net" / "training.json").read_text())
@@ -70,8 +80,48 @@ def test_every_objective_trains_and_merges_the_configured_layers(
 
 
 def test_unknown_objective_is_refused(world: PairWorld, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"unknown objective 'mse' \(ziplora, ground-truth, ziplora\+ground-truth\)"):
+    from lorarar.cli import hypernet_cmd
+
+    with pytest.raises(
+        ValueError, match=r"unknown objective 'mse' \(ziplora, ground-truth, ziplora\+ground-truth, oracle\)"
+    ):
         train_hypernet(tmp_path / "net", tmp_path / "work", HyperTrainConfig(objective="mse"), world=world)
+    assert hypernet_cmd.OBJECTIVES == OBJECTIVES  # the CLI's copy (it does not import torch)
+    with pytest.raises(ValueError, match=r"^the oracle objective takes no proximity term"):
+        train_hypernet(tmp_path / "n", tmp_path / "w", HyperTrainConfig(objective="oracle", proximity=1.0), world=world)
+
+
+def test_oracles_are_the_pairs_ground_truth_fits_cached(
+    world: PairWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pair_oracles is fit_coefficients on the ground-truth loss (lambda 0) of each pair, saved per pair: a second
+    call reads the files instead of fitting again, and another layer set is another file."""
+    from lorarar.hypernet import train
+
+    pairs = [("truck", "denim"), ("truck", "charcoal")]
+    first = pair_oracles(world, pairs, ("to_q",), 2, tmp_path)
+    direct = fit_coefficients(world, "truck", "denim", "ground-truth", ("to_q",), steps=2, lam=0.0, batch=4)
+    assert sorted(first[pairs[0]]) == sorted(direct) and all(k.endswith("to_q") for k in direct)
+    for k, (c, s) in direct.items():
+        assert torch.equal(first[pairs[0]][k][0], c) and torch.equal(first[pairs[0]][k][1], s)
+    assert len(list(tmp_path.glob("truck+*.pt"))) == 2
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(train, "fit_coefficients", refuse)
+    again = pair_oracles(world, pairs, ("to_q",), 2, tmp_path)
+    assert all(torch.equal(again[pairs[1]][k][0], v[0]) for k, v in first[pairs[1]].items())
+    with pytest.raises(AssertionError, match="fitted again"):
+        pair_oracles(world, pairs[:1], ("to_out.0",), 2, tmp_path)
+
+
+def test_oracle_loss_is_the_mean_squared_distance_to_the_oracle() -> None:
+    oracle = {"a": (torch.ones(2), torch.zeros(2)), "b": (torch.ones(4), torch.ones(4))}
+    assert float(oracle_loss(oracle, oracle)) == 0.0
+    moved = {"a": (torch.tensor([1.0, 3.0]), torch.zeros(2)), "b": (torch.ones(4), torch.zeros(4))}
+    # layer a: (0 + 4) / 2 + 0 = 2; layer b: 0 + 1 = 1; mean 1.5, halved
+    assert float(oracle_loss(moved, oracle)) == pytest.approx(0.75)
 
 
 def test_proximity_penalty_is_the_mean_squared_distance_from_the_sum() -> None:
@@ -87,7 +137,7 @@ def test_train_hypernet_cli_passes_the_variant_through(tmp_path: Path, capsys: p
 
     args = ["train-hypernet", "--steps", "1", "--out", str(tmp_path / "net"), "--work", str(tmp_path / "work")]
     args += ["--objective", "ground-truth", "--merged", "to_q, to_k", "--proximity", "0.5", "--lam", "0"]
-    assert main(args) == 0
+    assert main([*args, "--batch", "2", "--val-every", "1"]) == 0
     config = json.loads((tmp_path / "net" / "training.json").read_text())["config"]
     assert (config["objective"], config["merged"], config["proximity"], config["lam"]) == (
         "ground-truth",
@@ -95,6 +145,7 @@ def test_train_hypernet_cli_passes_the_variant_through(tmp_path: Path, capsys: p
         0.5,
         0.0,
     )
+    assert (config["batch"], config["val_every"]) == (2, 1)
     assert json.loads((tmp_path / "net" / "config.json").read_text())["merged"] == ["to_q", "to_k"]
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["params"] > 0
 

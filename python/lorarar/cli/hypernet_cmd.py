@@ -9,6 +9,10 @@ from typing import Any
 
 from lorarar.world.catalog import TRAIN_SCOPES
 
+# lorarar.hypernet.train.OBJECTIVES, written out: importing it would load torch and diffusers for every command
+# (tests/python/test_hypernet_train.py keeps the two equal).
+OBJECTIVES = ("ziplora", "ground-truth", "ziplora+ground-truth", "oracle")
+
 
 def register(sub: Any) -> None:
     train = sub.add_parser("train-hypernet", help="train the merging hypernetwork on the default world's train pairs")
@@ -20,11 +24,14 @@ def register(sub: Any) -> None:
     )
     train.add_argument(
         "--objective",
-        choices=("ziplora", "ground-truth", "ziplora+ground-truth"),
+        choices=OBJECTIVES,
         default="ziplora",
         help="ziplora: the paper's (match each LoRA alone on its own images); ground-truth: denoise the world's "
-        "renders of each train pair under the merged prompt",
+        "renders of each train pair under the merged prompt; oracle: regress each train pair's coefficients fitted "
+        "to those renders (--lam does not apply)",
     )
+    train.add_argument("--batch", type=int, help="images per branch a step; with --objective oracle: pairs a step")
+    train.add_argument("--val-every", type=int, help="steps between validations (the best is kept; default 250)")
     train.add_argument(
         "--merged",
         default="to_q,to_out.0",
@@ -76,6 +83,10 @@ def run_train(args: argparse.Namespace) -> int:
     if args.lam is not None:
         cfg.lam = args.lam
     cfg.objective = args.objective
+    if args.batch is not None:
+        cfg.batch = args.batch
+    if args.val_every is not None:
+        cfg.val_every = args.val_every
     cfg.proximity = args.proximity
     cfg.train_scope = args.train_scope
     cfg.merged = tuple(m.strip() for m in args.merged.split(",") if m.strip())

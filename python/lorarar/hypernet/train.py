@@ -17,12 +17,24 @@ subject in its style, under the merged prompt,
 
 and their sum (``"ziplora+ground-truth"``). The hypernetwork still sees only the two LoRAs' weights; the renders are
 a training signal for train pairs only. ``proximity`` adds mu * mean (m - 1)^2, which keeps merges near the sum.
+
+``objective="oracle"`` distils instead of optimising: each train (and val) pair first gets its oracle, coefficients
+fitted to that pair's renders by ZipLoRA's optimiser on the ground-truth loss (``fit_coefficients``: from 1, 100 Adam
+steps at lr 0.01, lambda 0; what ``benchmarks/merge_headroom.py`` measures as the oracle), and the hypernetwork
+regresses them,
+
+    L = mean_layers ( mean (m_c - o_c)^2 + mean (m_s - o_s)^2 ) / 2
+
+over ``batch`` pairs a step (lambda does not apply; the oracles are cached per pair in the work folder). The short
+optimisation from the sum keeps the oracle near it, so the hypernetwork is not taught to drop a LoRA, which both
+losses above reward.
 Which layers the hypernetwork merges is configured (``merged``); the rest are summed. The README (LoRA.rar) has what
 each variant measured.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -60,9 +72,10 @@ class HyperTrainConfig:
     # Weight of the mean of (m - 1)^2 over the merged columns: keeps the merge near the sum (0: as published).
     proximity: float = 0.0
     train_scope: str = "library"  # catalog.TRAIN_SCOPES: the library's 8 x 8 train pairs, or all 16 x 16
+    oracle_steps: int = 100  # objective "oracle": Adam steps of each pair's oracle fit
 
 
-OBJECTIVES = ("ziplora", "ground-truth", "ziplora+ground-truth")
+OBJECTIVES = ("ziplora", "ground-truth", "ziplora+ground-truth", "oracle")
 GROUND_TRUTH_SEED = 4242  # the renders the ground-truth objective trains on (the metrics use other seeds)
 GROUND_TRUTH_IMAGES = 32
 
@@ -225,6 +238,35 @@ def proximity_penalty(coefficients: slots.Coefficients) -> torch.Tensor:
     return torch.stack(terms).mean() if terms else torch.zeros(())
 
 
+def pair_oracles(
+    world: PairWorld, pairs: list[tuple[str, str]], layers: tuple[str, ...], steps: int, cache: Path
+) -> dict[tuple[str, str], slots.Coefficients]:
+    """Objective "oracle": each pair's coefficients fitted to its ground-truth renders (see the module docstring).
+    Saved in ``cache`` under a key of the layers, the steps and the two LoRAs' factors, so an interrupted run resumes
+    and a retrained LoRA is fitted again."""
+    cache.mkdir(parents=True, exist_ok=True)
+    out: dict[tuple[str, str], slots.Coefficients] = {}
+    for content, style in tqdm(pairs, desc="fit oracles"):
+        digest = hashlib.sha256(f"{','.join(layers)}@{steps}".encode())
+        for name in (content, style):
+            for module in sorted(world.factors[name]):
+                f = world.factors[name][module]
+                digest.update(module.encode() + f.down.numpy().tobytes() + f.up.numpy().tobytes())
+        path = cache / f"{content}+{style}-{digest.hexdigest()[:16]}.pt"
+        if not path.exists():
+            fitted = fit_coefficients(world, content, style, "ground-truth", layers, steps=steps, lam=0.0, batch=4)
+            with atomic_file(path) as tmp:
+                torch.save(fitted, tmp)
+        out[(content, style)] = torch.load(path)
+    return out
+
+
+def oracle_loss(coefficients: slots.Coefficients, oracle: slots.Coefficients) -> torch.Tensor:
+    """Mean over layers of (mean (m_c - o_c)^2 + mean (m_s - o_s)^2) / 2."""
+    terms = [((c - oracle[k][0]) ** 2).mean() + ((s - oracle[k][1]) ** 2).mean() for k, (c, s) in coefficients.items()]
+    return torch.stack(terms).mean() / 2
+
+
 def new_hypernet(world: PairWorld, seed: int, merged: tuple[str, ...] = ("to_q", "to_out.0")) -> HyperNet:
     """Widths from the merged layers; the output starts at m = 1 (the direct sum), as ZipLoRA's merger does."""
     torch.manual_seed(seed)
@@ -263,6 +305,8 @@ def train_hypernet(
     cfg = cfg or HyperTrainConfig()
     if cfg.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {cfg.objective!r} ({', '.join(OBJECTIVES)})")
+    if cfg.objective == "oracle" and cfg.proximity:
+        raise ValueError("the oracle objective takes no proximity term (its targets already start from the sum)")
     started = time.time()
     train_pairs = catalog.pairs("train", cfg.train_scope)
     world = world or PairWorld(root, scope=cfg.train_scope)
@@ -284,15 +328,28 @@ def train_hypernet(
     model = accelerator.unwrap_model(hypernet)
     val_pairs = catalog.pairs("val")[: cfg.val_pairs]
     modules = world.merged_modules(model.config)
+    oracles = (
+        pair_oracles(world, train_pairs + val_pairs, cfg.merged, cfg.oracle_steps, work / "oracles")
+        if cfg.objective == "oracle"
+        else {}
+    )
+
+    def predict(content: str, style: str) -> slots.Coefficients:
+        return hypernet_coefficients(model, world.factors[content], world.factors[style], modules)
+
     bar = tqdm(range(start, cfg.steps), desc="train hypernet", initial=start, total=cfg.steps)
     losses: list[float] = []
     for step in bar:
         rng = np.random.default_rng((cfg.seed, 17, step))
-        content, style = train_pairs[int(rng.integers(len(train_pairs)))]
-        g = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
         with accelerator.autocast():
-            coeffs = hypernet_coefficients(model, world.factors[content], world.factors[style], modules)
-            loss = world.loss(cfg.objective, content, style, coeffs, cfg.batch, g, cfg.lam, cfg.proximity)
+            if oracles:
+                picks = [train_pairs[int(i)] for i in rng.integers(len(train_pairs), size=cfg.batch)]
+                loss = torch.stack([oracle_loss(predict(c, s), oracles[(c, s)]) for c, s in picks]).mean()
+            else:
+                content, style = train_pairs[int(rng.integers(len(train_pairs)))]
+                g = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
+                coeffs = predict(content, style)
+                loss = world.loss(cfg.objective, content, style, coeffs, cfg.batch, g, cfg.lam, cfg.proximity)
         opt.zero_grad()
         accelerator.backward(loss)
         opt.step()
@@ -300,7 +357,11 @@ def train_hypernet(
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         last = step + 1 == cfg.steps
         if (step + 1) % cfg.val_every == 0 or last:
-            val = validation_loss(world, model, val_pairs, cfg.lam, cfg.objective, cfg.proximity)
+            if oracles:
+                with torch.no_grad():
+                    val = float(np.mean([float(oracle_loss(predict(c, s), oracles[(c, s)])) for c, s in val_pairs]))
+            else:
+                val = validation_loss(world, model, val_pairs, cfg.lam, cfg.objective, cfg.proximity)
             history.append({"step": step + 1, "train": float(np.mean(losses[-cfg.val_every :])), "val": val})
             if val < best:
                 best = val
