@@ -46,7 +46,7 @@ final class EngineTests: XCTestCase {
     func testDecodeProgressFollowsTheSteps() throws {
         let info = engine.info
         XCTAssertEqual(info.vaeTiles > 1, info.vaeTile > 0)
-        let events = EventLog()
+        let events = Log<String>()
         let a = try context.generateBlocking(
             params(2),
             progress: { p in
@@ -68,7 +68,7 @@ final class EngineTests: XCTestCase {
     func testGeneratesDeterministicallyWithProgress() async throws {
         try engine.checkLora(content)
         try context.setLoras(content: content, style: style, method: engine.info.hasHypernet ? .hypernet : .direct)
-        let steps = StepLog()
+        let steps = Log<GenerationProgress>()
         let a = try await context.generate(params(3)) { progress in
             steps.append(progress)
             return true
@@ -135,7 +135,7 @@ final class EngineTests: XCTestCase {
 
     func testTaskCancellationThrowsCancellationError() async throws {
         let context = self.context!
-        let started = StepLog()
+        let started = Log<GenerationProgress>()
         let long = params(50)
         let task = Task {
             try await context.generate(long) { progress in
@@ -181,39 +181,21 @@ final class EngineTests: XCTestCase {
     }
 }
 
-/// A thread-safe list of progress reports.
-final class StepLog: @unchecked Sendable {
+/// A thread-safe list (of progress reports, of event descriptions).
+final class Log<Element>: @unchecked Sendable {
     private let lock = NSLock()
-    private var steps: [GenerationProgress] = []
+    private var items: [Element] = []
 
-    func append(_ p: GenerationProgress) {
+    func append(_ item: Element) {
         lock.lock()
-        steps.append(p)
+        items.append(item)
         lock.unlock()
     }
 
-    var all: [GenerationProgress] {
+    var all: [Element] {
         lock.lock()
         defer { lock.unlock() }
-        return steps
-    }
-}
-
-/// A thread-safe list of event descriptions.
-final class EventLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var events: [String] = []
-
-    func append(_ e: String) {
-        lock.lock()
-        events.append(e)
-        lock.unlock()
-    }
-
-    var all: [String] {
-        lock.lock()
-        defer { lock.unlock() }
-        return events
+        return items
     }
 }
 
