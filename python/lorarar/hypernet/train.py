@@ -28,6 +28,7 @@ regresses them,
 over ``batch`` pairs a step (lambda does not apply; the oracles are cached per pair in the work folder). The short
 optimisation from the sum keeps the oracle near it, so the hypernetwork is not taught to drop a LoRA, which both
 losses above reward.
+
 Which layers the hypernetwork merges is configured (``merged``); the rest are summed. The README (LoRA.rar) has what
 each variant measured.
 """
