@@ -29,6 +29,16 @@ Array to_array(lorarar::OwnedTensor&& t) {
   return Array(owned->data(), shape.size(), shape.data(), owner);
 }
 
+// A Python callback the engine calls with the GIL released: it holds the GIL only while calling it. `fn` must
+// outlive the generation (the binding's argument does).
+std::function<bool(int, int)> holding_gil(const std::function<bool(int, int)>& fn) {
+  if (!fn) return nullptr;
+  return [&fn](int done, int total) {
+    nb::gil_scoped_acquire gil;
+    return fn(done, total);
+  };
+}
+
 }  // namespace
 
 struct PyEngine {
@@ -157,19 +167,8 @@ void bind_engine(nb::module_& m) {
             nb::capsule owner(pixels, [](void* p) noexcept { delete static_cast<std::vector<uint8_t>*>(p); });
             lorarar::GenerateTimings t;
             lorarar::Status s;
-            // The callbacks are Python: hold the GIL only while calling them.
-            if (progress) {
-              o.progress = [&progress](int step, int total) {
-                nb::gil_scoped_acquire gil;
-                return progress(step, total);
-              };
-            }
-            if (decode_progress) {
-              o.decode_progress = [&decode_progress](int tile, int total) {
-                nb::gil_scoped_acquire gil;
-                return decode_progress(tile, total);
-              };
-            }
+            o.progress = holding_gil(progress);
+            o.decode_progress = holding_gil(decode_progress);
             {
               nb::gil_scoped_release release;
               s = ctx.generate(o, pixels->data(), pixels->size(), &t);

@@ -1,5 +1,6 @@
 // The C API of the engine: bundles, contexts, LoRA pairs, generation.
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,14 @@ struct lorarar_engine {
 struct lorarar_context {
   std::unique_ptr<Context> context;
 };
+
+namespace {
+// A C progress callback as the engine's: non-zero from the caller cancels; NULL reports nothing.
+std::function<bool(int, int)> go_on_unless(lorarar_progress_fn fn, void* user) {
+  if (!fn) return nullptr;
+  return [fn, user](int done, int total) { return fn(done, total, user) == 0; };
+}
+}  // namespace
 
 extern "C" {
 
@@ -160,16 +169,8 @@ lorarar_status lorarar_generate(lorarar_context* ctx, const lorarar_generate_par
       default: return fail(Error::kInvalidArgument, "unknown scheduler");
     }
     options.seed = params->seed;
-    if (params->progress) {
-      lorarar_progress_fn fn = params->progress;
-      void* user = params->user_data;
-      options.progress = [fn, user](int step, int total) { return fn(step, total, user) == 0; };
-    }
-    if (params->decode_progress) {
-      lorarar_progress_fn fn = params->decode_progress;
-      void* user = params->user_data;
-      options.decode_progress = [fn, user](int tile, int total) { return fn(tile, total, user) == 0; };
-    }
+    options.progress = go_on_unless(params->progress, params->user_data);
+    options.decode_progress = go_on_unless(params->decode_progress, params->user_data);
     GenerateTimings t;
     Status s = ctx->context->generate(options, rgb, rgb_size, &t);
     if (!s.is_ok()) return fail(s);

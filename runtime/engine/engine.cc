@@ -172,14 +172,14 @@ Status Context::decode(const std::vector<float>& latents, std::vector<float>& im
                        const std::function<bool(int, int)>& progress) {
   const Bundle& b = engine_->bundle();
   const MethodSpec& vae = b.programs.at("vae_decoder").methods.at(vae_method_);
-  const int total = b.vae_tiles();
-  int done = 0;
   // After each decoder run: the caller's report, then the cancel flag.
-  const auto keep_going = [&]() { return (!progress || progress(++done, total)) && !cancel_.load(); };
+  const auto keep_going = [&](size_t done, size_t total) {
+    return (!progress || progress(static_cast<int>(done), static_cast<int>(total))) && !cancel_.load();
+  };
   if (b.vae_tile == 0) {
     LORARAR_RETURN_IF_ERROR(
         run(*vae_, vae_method_, {{latents.data(), shape_of(vae.inputs.at(0))}}, {{image.data(), image.size()}}));
-    if (!keep_going()) return make_error(Error::kCancelled, "generation cancelled");
+    if (!keep_going(1, 1)) return make_error(Error::kCancelled, "generation cancelled");
     return Status::ok();
   }
   // Tile by tile through the one program (Bundle::parse checked the tile fits the latent and the program's shapes).
@@ -201,7 +201,9 @@ Status Context::decode(const std::vector<float>& latents, std::vector<float>& im
       LORARAR_RETURN_IF_ERROR(run(*vae_, vae_method_, {{tile_in.data(), shape_of(vae.inputs.at(0))}},
                                   {{tile_out.data(), tile_out.size()}}));
       blend.add(tile_out.data(), side, rows[i] * factor, cols[j] * factor, ramp_rows[i], ramp_cols[j]);
-      if (!keep_going()) return make_error(Error::kCancelled, "generation cancelled");
+      if (!keep_going(i * cols.size() + j + 1, rows.size() * cols.size())) {
+        return make_error(Error::kCancelled, "generation cancelled");
+      }
     }
   }
   blend.finish(image.data());
