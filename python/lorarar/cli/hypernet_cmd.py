@@ -93,7 +93,10 @@ def run_train(args: argparse.Namespace) -> int:
     out = args.out or catalog.paths().hypernet
     work = args.work or catalog.repo_root() / ".cache" / "world" / "hypernet"
     facts = train_hypernet(out, work, cfg, root=args.root)
-    print(json.dumps({k: v for k, v in facts.items() if k != "history"}))
+    from lorarar import data_parallel
+
+    if data_parallel.state().is_main_process:  # one report under accelerate launch / torchrun
+        print(json.dumps({k: v for k, v in facts.items() if k != "history"}))
     return 0
 
 

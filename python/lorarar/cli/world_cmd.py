@@ -79,7 +79,6 @@ def run_train(args: argparse.Namespace) -> int:
 
             cfg = BaseConfig(images=512, vae_steps=4, unet_steps=4, checkpoint_every=2) if args.quick else BaseConfig()
             facts = train_base(catalog.paths(out).pipeline, work / "base", cfg)
-            print(json.dumps({"stage": "base", **facts}))
         elif stage == "loras":
             from lorarar.world.train_lora import LoraConfig, train_loras
 
@@ -87,16 +86,18 @@ def run_train(args: argparse.Namespace) -> int:
             lcfg.content_steps = round(lcfg.content_steps * args.lora_steps_scale)
             lcfg.style_steps = round(lcfg.style_steps * args.lora_steps_scale)
             facts = train_loras(out, lcfg, only=only, scope=args.train_scope)
-            print(json.dumps({"stage": "loras", **facts}))
         else:
             from lorarar.world.metrics import MetricsConfig, train_metrics
 
             mcfg = MetricsConfig(train_images=256, test_images=64, steps=4) if args.quick else MetricsConfig()
             facts = train_metrics(out, mcfg)
-            print(json.dumps({"stage": "metrics", **facts}))
+        from lorarar import data_parallel
         from lorarar.world.train_lora import write_facts
 
-        write_facts(catalog.paths(out).facts, stage, facts)
+        # Under accelerate launch / torchrun every process has the stage's facts; one reports them.
+        if data_parallel.state().is_main_process:
+            print(json.dumps({"stage": stage, **facts}))
+            write_facts(catalog.paths(out).facts, stage, facts)
     return 0
 
 

@@ -30,7 +30,8 @@ optimisation from the sum keeps the oracle near it, so the hypernetwork is not t
 losses above reward.
 
 Which layers the hypernetwork merges is configured (``merged``); the rest are summed. The README (LoRA.rar) has what
-each variant measured.
+each variant measured. Under ``accelerate launch`` / ``torchrun`` the processes share each step's images (or pairs),
+the validation pairs and the oracle fits (lorarar.data_parallel): the same hypernetwork, sooner.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lorarar import data_parallel
+from lorarar.data_parallel import Shard
 from lorarar.errors import LoraError
 from lorarar.export.graph_forms import use_classic_attention
 from lorarar.formats.atomic import atomic_dir, atomic_file
@@ -148,24 +152,36 @@ class PairWorld:
         return self.truth[key]
 
     def truth_batch(
-        self, content: str, style: str, count: int, g: torch.Generator
+        self, content: str, style: str, count: int, g: torch.Generator, shard: Shard | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(noisy latents, timesteps, merged prompt encodings, noise) of `count` renders of the pair."""
+        """(noisy latents, timesteps, merged prompt encodings, noise) of `count` renders of the pair (of the shard's
+        part of them: drawn whole, then sliced, so that the draws do not depend on the number of processes)."""
         mean, std, encoding = self._truth(content, style)
         z = self._sample((mean, std), count, g)
         noise = torch.randn(z.shape, generator=g)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (count,), generator=g)
-        return self.noise.add_noise(z, noise, t), t, encoding.expand(count, -1, -1), noise
+        shard = shard or data_parallel.whole(count)
+        x, noise, t = (shard.take(v) for v in (self.noise.add_noise(z, noise, t), noise, t))
+        return x, t, encoding.expand(len(t), -1, -1), noise
 
     def truth_objective(
-        self, content: str, style: str, coefficients: slots.Coefficients, count: int, g: torch.Generator, lam: float
+        self,
+        content: str,
+        style: str,
+        coefficients: slots.Coefficients,
+        count: int,
+        g: torch.Generator,
+        lam: float,
+        split: Callable[[int], Shard] = data_parallel.whole,
     ) -> torch.Tensor:
-        """The ground-truth loss for one pair with `count` renders of it (see the module docstring)."""
-        x, t, e, noise = self.truth_batch(content, style, count, g)
+        """The ground-truth loss for one pair with `count` renders of it (see the module docstring); ``split``: this
+        process's shard of a batch (data_parallel.batch_shard under several processes)."""
+        shard = split(count)
+        x, t, e, noise = self.truth_batch(content, style, count, g, shard)
         slots.set_adapter(self.unet, slots.fold(self.factors[content], self.factors[style], coefficients))
         pred = self.unet(x, t, e).sample
         slots.set_adapter(self.unet, None)
-        return ((pred - noise) ** 2).mean() + lam * slots.cosine_penalty(coefficients)
+        return ((pred - noise) ** 2).mean() * shard.weight + lam * slots.cosine_penalty(coefficients)
 
     def loss(
         self,
@@ -177,16 +193,17 @@ class PairWorld:
         g: torch.Generator,
         lam: float,
         proximity: float = 0.0,
+        split: Callable[[int], Shard] = data_parallel.whole,
     ) -> torch.Tensor:
         """An objective plus ``proximity`` * mean (m - 1)^2. ``count`` images per ZipLoRA branch; the ground-truth
-        loss gets as many merged-UNet images (2 count)."""
+        loss gets as many merged-UNet images (2 count). ``split``: see truth_objective."""
         if objective == "ground-truth":
-            loss = self.truth_objective(content, style, coefficients, 2 * count, g, lam)
+            loss = self.truth_objective(content, style, coefficients, 2 * count, g, lam, split)
         elif objective == "ziplora+ground-truth":
-            truth = self.truth_objective(content, style, coefficients, 2 * count, g, 0.0)
-            loss = self.objective(content, style, coefficients, count, g, lam) + truth
+            truth = self.truth_objective(content, style, coefficients, 2 * count, g, 0.0, split)
+            loss = self.objective(content, style, coefficients, count, g, lam, split=split) + truth
         else:
-            loss = self.objective(content, style, coefficients, count, g, lam)
+            loss = self.objective(content, style, coefficients, count, g, lam, split=split)
         return loss + proximity * proximity_penalty(coefficients) if proximity else loss
 
     def objective(
@@ -197,14 +214,18 @@ class PairWorld:
         count: int,
         g: torch.Generator,
         lam: float,
-        targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+        split: Callable[[int], Shard] = data_parallel.whole,
     ) -> torch.Tensor:
-        """The ZipLoRA loss for one pair with `count` images per branch (shared noise and timesteps)."""
+        """The ZipLoRA loss for one pair with `count` images per branch (shared noise and timesteps); ``split``: see
+        truth_objective."""
         z_c = self.sample_latents(content, count, g)
         z_s = self.sample_latents(style, count, g)
         noise = torch.randn(z_c.shape, generator=g)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (count,), generator=g)
-        x_c, x_s = self.noise.add_noise(z_c, noise, t), self.noise.add_noise(z_s, noise, t)
+        shard = split(count)
+        x_c, x_s = shard.take(self.noise.add_noise(z_c, noise, t)), shard.take(self.noise.add_noise(z_s, noise, t))
+        t = shard.take(t)
+        count = len(t)
         e_c = self.embeddings[content].expand(count, -1, -1)
         e_s = self.embeddings[style].expand(count, -1, -1)
         with torch.no_grad():
@@ -216,7 +237,7 @@ class PairWorld:
         pred = self.unet(torch.cat([x_c, x_s]), torch.cat([t, t]), torch.cat([e_c, e_s])).sample
         slots.set_adapter(self.unet, None)
         mse = ((pred[:count] - target_c) ** 2).mean() + ((pred[count:] - target_s) ** 2).mean()
-        return mse + lam * slots.cosine_penalty(coefficients)
+        return mse * shard.weight + lam * slots.cosine_penalty(coefficients)
 
 
 def hypernet_coefficients(
@@ -246,20 +267,25 @@ def pair_oracles(
     Saved in ``cache`` under a key of the layers, the steps and the two LoRAs' factors, so an interrupted run resumes
     and a retrained LoRA is fitted again."""
     cache.mkdir(parents=True, exist_ok=True)
-    out: dict[tuple[str, str], slots.Coefficients] = {}
-    for content, style in tqdm(pairs, desc="fit oracles"):
+    paths = {}
+    for content, style in pairs:
         digest = hashlib.sha256(f"{','.join(layers)}@{steps}".encode())
         for name in (content, style):
             for module in sorted(world.factors[name]):
                 f = world.factors[name][module]
                 digest.update(module.encode() + f.down.numpy().tobytes() + f.up.numpy().tobytes())
-        path = cache / f"{content}+{style}-{digest.hexdigest()[:16]}.pt"
-        if not path.exists():
-            fitted = fit_coefficients(world, content, style, "ground-truth", layers, steps=steps, lam=0.0, batch=4)
-            with atomic_file(path) as tmp:
-                torch.save(fitted, tmp)
-        out[(content, style)] = torch.load(path)
-    return out
+        paths[(content, style)] = cache / f"{content}+{style}-{digest.hexdigest()[:16]}.pt"
+    # Several processes deal the missing fits out (each fit is one process's job), agreeing first on what is missing.
+    processes = data_parallel.state()
+    processes.wait_for_everyone()
+    missing = [pair for pair, path in paths.items() if not path.exists()]
+    processes.wait_for_everyone()
+    for content, style in tqdm(data_parallel.my_share(missing), desc="fit oracles", disable=not missing):
+        fitted = fit_coefficients(world, content, style, "ground-truth", layers, steps=steps, lam=0.0, batch=4)
+        with atomic_file(paths[(content, style)]) as tmp:
+            torch.save(fitted, tmp)
+    processes.wait_for_everyone()
+    return {pair: torch.load(path) for pair, path in paths.items()}
 
 
 def oracle_loss(coefficients: slots.Coefficients, oracle: slots.Coefficients) -> torch.Tensor:
@@ -291,11 +317,12 @@ def validation_loss(
 ) -> float:
     modules = world.merged_modules(hypernet.config)
     total = 0.0
-    for i, (c, s) in enumerate(pairs):
+    # Several processes share the pairs out and sum.
+    for i, (c, s) in data_parallel.my_share(list(enumerate(pairs))):
         g = torch.Generator().manual_seed(12345 + i)
         coeffs = hypernet_coefficients(hypernet, world.factors[c], world.factors[s], modules)
         total += float(world.loss(objective, c, s, coeffs, 4, g, lam, proximity))
-    return total / len(pairs)
+    return data_parallel.sum_over_processes(total) / len(pairs)
 
 
 def train_hypernet(
@@ -325,8 +352,9 @@ def train_hypernet(
         opt.load_state_dict(ckpt["opt"])
         start, best, history = ckpt["step"], ckpt["best"], ckpt["history"]
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
-    hypernet, opt = accelerator.prepare(hypernet, opt)
-    model = accelerator.unwrap_model(hypernet)
+    opt = accelerator.prepare_optimizer(opt)
+    model = hypernet
+    main = accelerator.is_main_process
     val_pairs = catalog.pairs("val")[: cfg.val_pairs]
     modules = world.merged_modules(model.config)
     oracles = (
@@ -338,37 +366,53 @@ def train_hypernet(
     def predict(content: str, style: str) -> slots.Coefficients:
         return hypernet_coefficients(model, world.factors[content], world.factors[style], modules)
 
-    bar = tqdm(range(start, cfg.steps), desc="train hypernet", initial=start, total=cfg.steps)
+    bar = tqdm(range(start, cfg.steps), desc="train hypernet", initial=start, total=cfg.steps, disable=not main)
     losses: list[float] = []
     for step in bar:
         rng = np.random.default_rng((cfg.seed, 17, step))
         with accelerator.autocast():
             if oracles:
-                picks = [train_pairs[int(i)] for i in rng.integers(len(train_pairs), size=cfg.batch)]
+                shard = data_parallel.batch_shard(cfg.batch)
+                picks = shard.take([train_pairs[int(i)] for i in rng.integers(len(train_pairs), size=cfg.batch)])
                 loss = torch.stack([oracle_loss(predict(c, s), oracles[(c, s)]) for c, s in picks]).mean()
+                loss = loss * shard.weight
             else:
                 content, style = train_pairs[int(rng.integers(len(train_pairs)))]
                 g = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
                 coeffs = predict(content, style)
-                loss = world.loss(cfg.objective, content, style, coeffs, cfg.batch, g, cfg.lam, cfg.proximity)
+                loss = world.loss(
+                    cfg.objective,
+                    content,
+                    style,
+                    coeffs,
+                    cfg.batch,
+                    g,
+                    cfg.lam,
+                    cfg.proximity,
+                    data_parallel.batch_shard,
+                )
         opt.zero_grad()
         accelerator.backward(loss)
+        data_parallel.average_gradients(model.parameters())
         opt.step()
-        losses.append(float(loss))
+        losses.append(data_parallel.mean_over_processes(float(loss)))  # the global batch's loss
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         last = step + 1 == cfg.steps
         if (step + 1) % cfg.val_every == 0 or last:
             if oracles:
                 with torch.no_grad():
-                    val = float(np.mean([float(oracle_loss(predict(c, s), oracles[(c, s)])) for c, s in val_pairs]))
+                    mine = data_parallel.my_share(val_pairs)
+                    val_sum = sum(float(oracle_loss(predict(c, s), oracles[(c, s)])) for c, s in mine)
+                    val = data_parallel.sum_over_processes(val_sum) / len(val_pairs)
             else:
                 val = validation_loss(world, model, val_pairs, cfg.lam, cfg.objective, cfg.proximity)
             history.append({"step": step + 1, "train": float(np.mean(losses[-cfg.val_every :])), "val": val})
             if val < best:
                 best = val
-                with atomic_dir(work / "best") as tmp:
-                    model.save(tmp)
-        if (step + 1) % cfg.checkpoint_every == 0 or last:
+                if main:
+                    with atomic_dir(work / "best") as tmp:
+                        model.save(tmp)
+        if ((step + 1) % cfg.checkpoint_every == 0 or last) and main:
             with atomic_file(ckpt_path) as tmp:
                 torch.save(
                     {
@@ -380,17 +424,20 @@ def train_hypernet(
                     },
                     tmp,
                 )
+    accelerator.wait_for_everyone()  # the main process has written best/
     best_model = HyperNet.load(work / "best")
-    with atomic_dir(out) as tmp:
-        best_model.save(tmp)
-        facts = {
-            "config": asdict(cfg),
-            "history": history,
-            "best_val": best,
-            "params": sum(p.numel() for p in best_model.parameters()),
-            "seconds": round(time.time() - started, 1),
-        }
-        (tmp / "training.json").write_text(json.dumps(facts, indent=2))
+    facts = {
+        "config": asdict(cfg),
+        "history": history,
+        "best_val": best,
+        "params": sum(p.numel() for p in best_model.parameters()),
+        "seconds": round(time.time() - started, 1),
+    }
+    if main:
+        with atomic_dir(out) as tmp:
+            best_model.save(tmp)
+            (tmp / "training.json").write_text(json.dumps(facts, indent=2))
+    accelerator.wait_for_everyone()
     return facts
 
 

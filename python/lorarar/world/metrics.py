@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lorarar import data_parallel
 from lorarar.formats.atomic import atomic_file
 from lorarar.world import catalog, data
 from lorarar.world.render import Pose, render
@@ -154,7 +155,9 @@ def train_metrics(root: Path, cfg: MetricsConfig | None = None) -> dict[str, Any
     vae = AutoencoderKL.from_pretrained(paths.pipeline / "vae", torch_dtype=torch.float32)
     facts: dict[str, Any] = {"config": asdict(cfg)}
     paths.metrics.mkdir(parents=True, exist_ok=True)
-    for kind in ("subject", "style"):
+    accuracies = []
+    # Several processes (accelerate launch / torchrun) train the two classifiers at once, one each.
+    for kind in data_parallel.my_share(("subject", "style")):
         model, accuracy = train_classifier(kind, vae, cfg)
         with atomic_file(paths.metrics / f"{kind}_classifier.safetensors") as tmp:
             save_file(
@@ -165,6 +168,9 @@ def train_metrics(root: Path, cfg: MetricsConfig | None = None) -> dict[str, Any
                     "heldout_accuracy": f"{accuracy:.4f}",
                 },
             )
+        accuracies.append((kind, accuracy))
+    data_parallel.state().wait_for_everyone()
+    for kind, accuracy in sorted(data_parallel.gather_lists(accuracies), key=lambda ka: ka[0] != "subject"):
         facts[f"{kind}_heldout_accuracy"] = accuracy
     facts["seconds"] = round(time.time() - started, 1)
     return facts

@@ -7,7 +7,8 @@ jointly (epsilon prediction, 10% caption dropout for classifier-free guidance, E
 StableDiffusionPipeline folder.
 
 Every step is a function of the seed and the step number, and every part checkpoints into the work folder, so an
-interrupted run resumes where it stopped and gives the same weights.
+interrupted run resumes where it stopped and gives the same weights. Under ``accelerate launch`` / ``torchrun`` the
+processes share each step's batch (lorarar.data_parallel): the same weights, sooner.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lorarar import data_parallel
 from lorarar.export.graph_forms import use_classic_attention
 from lorarar.formats.atomic import atomic_dir, atomic_file
 from lorarar.world import data
@@ -60,7 +62,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any] | None:
-    return torch.load(path, weights_only=False) if path.exists() else None
+    return torch.load(path, weights_only=False, map_location="cpu") if path.exists() else None
 
 
 def _lr_at(step: int, cfg: BaseConfig, total: int, base_lr: float) -> float:
@@ -125,6 +127,8 @@ def train_vae(work: Path, images: np.ndarray, cfg: BaseConfig) -> Any:
         return AutoencoderKL.from_pretrained(done)
     torch.manual_seed(cfg.seed)
     vae = AutoencoderKL(**VAE_CONFIG)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    vae.to(accelerator.device)  # before the optimizer state is loaded, which follows its parameters' device
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr)
     ckpt_path = work / "vae_ckpt.pt"
     start = 0
@@ -132,13 +136,19 @@ def train_vae(work: Path, images: np.ndarray, cfg: BaseConfig) -> Any:
         vae.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         start = ckpt["step"]
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
-    vae, opt = accelerator.prepare(vae, opt)
+    opt = accelerator.prepare_optimizer(opt)
+    shard = data_parallel.batch_shard(cfg.vae_batch)
     n = len(images)
-    bar = tqdm(range(start, cfg.vae_steps), desc="train vae", initial=start, total=cfg.vae_steps)
+    bar = tqdm(
+        range(start, cfg.vae_steps),
+        desc="train vae",
+        initial=start,
+        total=cfg.vae_steps,
+        disable=not accelerator.is_local_main_process,
+    )
     for step in bar:
         rng = np.random.default_rng((cfg.seed, 11, step))
-        x = _to_tensor(images[rng.integers(0, n, cfg.vae_batch)]).to(accelerator.device)
+        x = _to_tensor(images[shard.take(rng.integers(0, n, cfg.vae_batch))]).to(accelerator.device)
         if cfg.vae_crop < x.shape[-1]:
             # Crops at multiples of the VAE's 4x downsampling, so latents stay aligned with pixels.
             oy, ox = (int(v) * 4 for v in rng.integers(0, (x.shape[-1] - cfg.vae_crop) // 4 + 1, 2))
@@ -146,24 +156,23 @@ def train_vae(work: Path, images: np.ndarray, cfg: BaseConfig) -> Any:
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg, cfg.vae_steps, cfg.vae_lr)
         with accelerator.autocast():
-            posterior = accelerator.unwrap_model(vae).encode(x).latent_dist
-            z = posterior.mean + posterior.std * torch.randn(
-                posterior.mean.shape, generator=torch.Generator().manual_seed(cfg.seed * 100003 + step)
-            ).to(x.device)
-            rec = accelerator.unwrap_model(vae).decode(z).sample
+            posterior = vae.encode(x).latent_dist
+            g = torch.Generator().manual_seed(cfg.seed * 100003 + step)
+            noise = shard.take(torch.randn((cfg.vae_batch, *posterior.mean.shape[1:]), generator=g))
+            rec = vae.decode(posterior.mean + posterior.std * noise.to(x.device)).sample
         rec = rec.float()
         loss = (rec - x).abs().mean() + ((rec - x) ** 2).mean() + 1e-6 * posterior.kl().mean()
         opt.zero_grad()
-        accelerator.backward(loss)
+        accelerator.backward(loss * shard.weight)
+        data_parallel.average_gradients(vae.parameters())
         opt.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")
-        if (step + 1) % cfg.checkpoint_every == 0:
-            model = accelerator.unwrap_model(vae)
-            _save_checkpoint(ckpt_path, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1})
-    model = accelerator.unwrap_model(vae)
-    with atomic_dir(done) as tmp:
-        model.save_pretrained(tmp)
-    return model
+        if (step + 1) % cfg.checkpoint_every == 0 and accelerator.is_main_process:
+            _save_checkpoint(ckpt_path, {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1})
+    if accelerator.is_main_process:
+        with atomic_dir(done) as tmp:
+            vae.save_pretrained(tmp)
+    return vae
 
 
 @torch.no_grad()
@@ -205,6 +214,9 @@ def train_unet(
     ema = {f"unet.{k}": v.detach().clone() for k, v in unet.state_dict().items()}
     ema.update({f"text.{k}": v.detach().clone() for k, v in text.state_dict().items()})
     params = list(unet.parameters()) + list(text.parameters())
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    unet.to(accelerator.device)  # before the optimizer state is loaded, which follows its parameters' device
+    text.to(accelerator.device)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
     ckpt_path = work / "unet_ckpt.pt"
     start = 0
@@ -224,19 +236,27 @@ def train_unet(
     empty = tokenize(tokenizer, [""])[0]
     use_classic_attention(unet)  # faster backward on CPU (see its docstring)
     use_classic_attention(text)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
-    unet, text, opt = accelerator.prepare(unet, text, opt)
+    opt = accelerator.prepare_optimizer(opt)
+    shard = data_parallel.batch_shard(cfg.batch)
+    ema = {k: v.to(accelerator.device) for k, v in ema.items()}  # next to the weights it averages
     # state_dict() tensors share storage with the live weights, so these lists stay current after each step.
     ema_tensors, live = [], []
     for prefix, model in (("unet.", unet), ("text.", text)):
-        for k, v in accelerator.unwrap_model(model).state_dict().items():
+        for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
                 ema_tensors.append(ema[prefix + k])
                 live.append(v)
     n = len(ids)
-    bar = tqdm(range(start, cfg.unet_steps), desc="train unet+text", initial=start, total=cfg.unet_steps)
+    bar = tqdm(
+        range(start, cfg.unet_steps),
+        desc="train unet+text",
+        initial=start,
+        total=cfg.unet_steps,
+        disable=not accelerator.is_local_main_process,
+    )
     losses: list[float] = []
     for step in bar:
+        # The global batch, from the seed and the step; this process trains on its shard of it.
         rng = np.random.default_rng((cfg.seed, 13, step))
         idx = torch.from_numpy(rng.integers(0, n, cfg.batch))
         g = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
@@ -246,15 +266,17 @@ def train_unet(
         batch_ids = ids[idx].clone()
         batch_ids[torch.from_numpy(rng.random(cfg.batch) < cfg.caption_dropout)] = empty
         noisy = noise_scheduler.add_noise(z, noise, t)
+        noisy, noise, t, batch_ids = (shard.take(v).to(accelerator.device) for v in (noisy, noise, t, batch_ids))
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg, cfg.unet_steps, cfg.lr)
         with accelerator.autocast():
-            enc = text(batch_ids.to(accelerator.device))[0]
-            pred = unet(noisy.to(accelerator.device), t.to(accelerator.device), enc).sample
-        per_sample = ((pred.float() - noise.to(pred.device)) ** 2).mean(dim=(1, 2, 3))
-        loss = (per_sample * _loss_weights(noise_scheduler, t, cfg.snr_gamma).to(per_sample.device)).mean()
+            enc = text(batch_ids)[0]
+            pred = unet(noisy, t, enc).sample
+        per_sample = ((pred.float() - noise) ** 2).mean(dim=(1, 2, 3))
+        loss = (per_sample * _loss_weights(noise_scheduler, t.cpu(), cfg.snr_gamma).to(per_sample.device)).mean()
         opt.zero_grad()
-        accelerator.backward(loss)
+        accelerator.backward(loss * shard.weight)
+        data_parallel.average_gradients(params)
         accelerator.clip_grad_norm_(params, 1.0)
         opt.step()
         with torch.no_grad():
@@ -263,22 +285,21 @@ def train_unet(
             torch._foreach_lerp_(ema_tensors, live, 1 - decay)
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.unet_steps:
+        last = step + 1 == cfg.unet_steps
+        if ((step + 1) % cfg.checkpoint_every == 0 or last) and accelerator.is_main_process:
             _save_checkpoint(
                 ckpt_path,
                 {
-                    "unet": accelerator.unwrap_model(unet).state_dict(),
-                    "text": accelerator.unwrap_model(text).state_dict(),
+                    "unet": unet.state_dict(),
+                    "text": text.state_dict(),
                     "opt": opt.state_dict(),
                     "ema": ema,
                     "step": step + 1,
                 },
             )
-    unet_final = accelerator.unwrap_model(unet)
-    text_final = accelerator.unwrap_model(text)
-    unet_final.load_state_dict({k[5:]: v for k, v in ema.items() if k.startswith("unet.")})
-    text_final.load_state_dict({k[5:]: v for k, v in ema.items() if k.startswith("text.")})
-    return unet_final, text_final
+    unet.load_state_dict({k[5:]: v for k, v in ema.items() if k.startswith("unet.")})
+    text.load_state_dict({k[5:]: v for k, v in ema.items() if k.startswith("text.")})
+    return unet, text
 
 
 def train_base(out: Path, work: Path, cfg: BaseConfig | None = None) -> dict[str, Any]:
@@ -290,11 +311,17 @@ def train_base(out: Path, work: Path, cfg: BaseConfig | None = None) -> dict[str
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
     tok_dir = work / "tokenizer"
-    write_tokenizer(tok_dir)
-    tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
-    vae = train_vae(work, render_vae_dataset(work, cfg), cfg)
-    dataset = render_dataset(work, cfg)
-    latents = encode_latents(work, vae, dataset)
+    processes = data_parallel.state()
+    # The main process writes each cache first; the others then read it.
+    with processes.main_process_first():
+        if processes.is_main_process:
+            write_tokenizer(tok_dir)
+        tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
+        vae_images = render_vae_dataset(work, cfg)
+    vae = train_vae(work, vae_images, cfg)
+    with processes.main_process_first():
+        dataset = render_dataset(work, cfg)
+        latents = encode_latents(work, vae, dataset)
     vae.register_to_config(scaling_factor=latents[2])
     unet, text = train_unet(work, tokenizer, dataset, latents, cfg)
     pipe = StableDiffusionPipeline(
@@ -308,12 +335,6 @@ def train_base(out: Path, work: Path, cfg: BaseConfig | None = None) -> dict[str
         requires_safety_checker=False,
     )
     pipe.to(torch.float16)
-    with atomic_dir(out) as tmp:
-        pipe.save_pretrained(tmp, safe_serialization=True)
-        # transformers 5 saves only tokenizer.json; SD checkpoints (and the native tokenizer) use CLIP's
-        # vocab.json + merges.txt, which CLIPTokenizer also loads: ship those.
-        shutil.rmtree(tmp / "tokenizer")
-        write_tokenizer(tmp / "tokenizer")
     facts = {
         "config": asdict(cfg),
         "latent_scale": latents[2],
@@ -322,5 +343,13 @@ def train_base(out: Path, work: Path, cfg: BaseConfig | None = None) -> dict[str
         "text_params": sum(p.numel() for p in text.parameters()),
         "vae_params": sum(p.numel() for p in vae.parameters()),
     }
-    (work / "base_facts.json").write_text(json.dumps(facts, indent=2))
+    if processes.is_main_process:
+        with atomic_dir(out) as tmp:
+            pipe.save_pretrained(tmp, safe_serialization=True)
+            # transformers 5 saves only tokenizer.json; SD checkpoints (and the native tokenizer) use CLIP's
+            # vocab.json + merges.txt, which CLIPTokenizer also loads: ship those.
+            shutil.rmtree(tmp / "tokenizer")
+            write_tokenizer(tmp / "tokenizer")
+        (work / "base_facts.json").write_text(json.dumps(facts, indent=2))
+    processes.wait_for_everyone()
     return facts

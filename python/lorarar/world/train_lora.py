@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lorarar import data_parallel
 from lorarar.export.graph_forms import use_classic_attention
 from lorarar.formats.atomic import atomic_file
 from lorarar.world import catalog, data
@@ -54,10 +55,13 @@ class Trainer:
     """Loads the base pipeline once and trains one LoRA after another on it."""
 
     def __init__(self, pipeline_dir: Path, cfg: LoraConfig) -> None:
+        from accelerate import Accelerator
         from diffusers import DDPMScheduler, StableDiffusionPipeline
 
         self.cfg = cfg
-        self.pipe = StableDiffusionPipeline.from_pretrained(pipeline_dir, torch_dtype=torch.float32)
+        self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+        self.device = self.accelerator.device
+        self.pipe = StableDiffusionPipeline.from_pretrained(pipeline_dir, torch_dtype=torch.float32).to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
         self.noise = DDPMScheduler.from_config(self.pipe.scheduler.config)
         for module in (self.pipe.unet, self.pipe.vae, self.pipe.text_encoder):
@@ -67,18 +71,17 @@ class Trainer:
 
     @torch.no_grad()
     def encode_images(self, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        dist = self.pipe.vae.encode(_to_tensor(images)).latent_dist
-        return dist.mean, dist.std
+        dist = self.pipe.vae.encode(_to_tensor(images).to(self.device)).latent_dist
+        return dist.mean.cpu(), dist.std.cpu()
 
     @torch.no_grad()
     def embed(self, prompts: list[str]) -> torch.Tensor:
         ids = tokenize(self.pipe.tokenizer, prompts)
-        return self.pipe.text_encoder(ids)[0]
+        return self.pipe.text_encoder(ids.to(self.device))[0].cpu()
 
     def train(
         self, name: str, instance: np.ndarray, instance_prompt: str, prior: data.Batch, steps: int, seed: int
     ) -> dict[str, torch.Tensor]:
-        from accelerate import Accelerator
         from peft import LoraConfig as PeftConfig
         from peft.utils import get_peft_model_state_dict
 
@@ -100,8 +103,9 @@ class Trainer:
         prior_prompts = sorted(set(prior.captions))
         prior_embs = self.embed(prior_prompts)
         prior_index = torch.tensor([prior_prompts.index(c) for c in prior.captions])
-        accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
-        unet, opt = accelerator.prepare(unet, opt)
+        # One LoRA is one process's job (train_loras deals them out): no gradients to share, so no DDP wrapper.
+        accelerator = self.accelerator
+        opt = accelerator.prepare_optimizer(opt)
         for step in range(steps):
             rng = np.random.default_rng((seed, step))
             g = torch.Generator().manual_seed(seed * 1000003 + step)
@@ -121,8 +125,9 @@ class Trainer:
             if cfg.offset_noise > 0:
                 noise = noise + cfg.offset_noise * torch.randn((*z.shape[:2], 1, 1), generator=g)
             t = torch.randint(0, self.noise.config.num_train_timesteps, (len(z),), generator=g)
+            x, t, emb, noise = (v.to(self.device) for v in (self.noise.add_noise(z, noise, t), t, emb, noise))
             with accelerator.autocast():
-                pred = unet(self.noise.add_noise(z, noise, t), t, emb).sample.float()
+                pred = unet(x, t, emb).sample.float()
             err = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
             loss = err[: cfg.batch].mean()
             if cfg.prior_weight > 0:
@@ -130,10 +135,9 @@ class Trainer:
             opt.zero_grad()
             accelerator.backward(loss)
             opt.step()
-        unet = accelerator.unwrap_model(unet)
         state = get_peft_model_state_dict(unet, adapter_name=name)
         unet.delete_adapters(name)
-        return {k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}
+        return {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()}
 
 
 def save_lora(state: dict[str, torch.Tensor], rank: int, path: Path) -> None:
@@ -172,12 +176,21 @@ def train_loras(
     trainer = Trainer(paths.pipeline, cfg)
     if only:
         jobs = [j for j in jobs if j[1] in only]
+
+    def path_of(kind: str, name: str) -> Path:
+        return paths.content_lora(name) if kind == "content" else paths.style_lora(name)
+
+    # Several processes (accelerate launch / torchrun) deal the missing LoRAs out, each trained whole by one; they
+    # agree on what is missing before any of them writes a file.
+    processes = data_parallel.state()
+    processes.wait_for_everyone()
+    pending = [(kind, name) for kind, name in jobs if not path_of(kind, name).exists()]
+    processes.wait_for_everyone()
     started = time.time()
     done = []
-    for kind, name in tqdm(jobs, desc="train loras", unit="lora"):
-        path = paths.content_lora(name) if kind == "content" else paths.style_lora(name)
-        if path.exists():
-            continue
+    mine = data_parallel.my_share(pending)
+    for kind, name in tqdm(mine, desc="train loras", unit="lora", disable=not processes.is_local_main_process):
+        path = path_of(kind, name)
         seed = lora_seed(cfg.seed, name)
         images, prompt = training_images(kind, name, cfg)
         if kind == "content":
@@ -189,7 +202,13 @@ def train_loras(
         state = trainer.train(name, images, prompt, prior, steps, seed)
         save_lora(state, cfg.rank, path)
         done.append(name)
-    facts = {"config": asdict(cfg), "trained": done, "seconds": round(time.time() - started, 1)}
+    processes.wait_for_everyone()
+    trained = set(data_parallel.gather_lists(done))
+    facts = {
+        "config": asdict(cfg),
+        "trained": [name for _, name in pending if name in trained],
+        "seconds": round(time.time() - started, 1),
+    }
     return facts
 
 
