@@ -534,3 +534,36 @@ def test_generate_command_writes_the_engines_image(
     assert len(list(cache.glob("lorarar-*.xnnpack"))) == len(list(xnnpack_bundle.glob("*.pte")))
     assert main([*common, "--engine", "torch", "--packed-cache", str(cache), "--out", str(tmp_path / "t.png")]) == 2
     assert capsys.readouterr().err == "error: --packed-cache is for the native engine (--engine native)\n"
+
+
+def test_generate_command_shows_the_steps_then_each_decoder_run(
+    tiled_bundle: Path, pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The progress bar (stderr, when a terminal) counts the steps, then the tiled decoder's 9 runs."""
+    from lorarar.cli import generate_cmd
+    from lorarar.cli.main import main
+
+    bars: list[Bar] = []
+
+    class Bar:
+        def __init__(self, total: int, disable: bool | None, **kwargs: object) -> None:
+            self.total, self.disable, self.updates, self.descriptions = total, disable, 0, list[str]()
+            bars.append(self)
+
+        def __enter__(self) -> Bar:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def update(self, n: int) -> None:
+            self.updates += n
+
+        def set_description(self, text: str, refresh: bool = True) -> None:
+            self.descriptions.append(text)
+
+    monkeypatch.setattr(generate_cmd, "tqdm", Bar)
+    args = ["generate", "--bundle", str(tiled_bundle), "--content", str(pair[0]), "--style", str(pair[1])]
+    assert main([*args, "--prompt", PROMPT, "--steps", "3", "--out", str(tmp_path / "i.png")]) == 0
+    assert len(bars) == 1 and bars[0].total == bars[0].updates == 3 + 9 and bars[0].disable is None
+    assert bars[0].descriptions == [f"decode {i}/9" for i in range(1, 10)]

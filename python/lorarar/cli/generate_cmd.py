@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from lorarar.cli.common import finite_float, non_negative_int
 from lorarar.errors import LoraError
@@ -100,7 +101,29 @@ def generate_native(
     t_lora = time.perf_counter()
     method = args.method if content and style else "single"
     merge = ctx.set_loras(loras[0], loras[1], method)
-    image, timings, _ = ctx.generate(prompt, args.negative_prompt, args.steps, args.guidance, args.scheduler, args.seed)
+    # One bar on stderr over the steps and then the decoder's runs (a tiled SD 1.5 decode takes as long as two
+    # steps); tqdm leaves it out when stderr is not a terminal.
+    with tqdm(total=args.steps + engine.vae_tiles, desc="denoise", unit="run", disable=None, leave=False) as bar:
+
+        def stepped(step: int, total: int) -> bool:
+            bar.update(1)
+            return True
+
+        def decoded(tile: int, total: int) -> bool:
+            bar.set_description(f"decode {tile}/{total}", refresh=False)
+            bar.update(1)
+            return True
+
+        image, timings, _ = ctx.generate(
+            prompt,
+            args.negative_prompt,
+            args.steps,
+            args.guidance,
+            args.scheduler,
+            args.seed,
+            progress=stepped,
+            decode_progress=decoded,
+        )
     out = {
         "bundle_load_ms": (t_load - t0) * 1e3,
         "lora_load_ms": (t_lora - t_load) * 1e3,
