@@ -94,6 +94,10 @@ Status save_adapter(const Adapter& adapter, const std::string& path, const Adapt
 Result<ColumnCoefficients> load_coefficients(const std::string& path) {
   std::shared_ptr<MappedFile> map;
   LORARAR_ASSIGN_OR_RETURN(SafetensorsView view, open_safetensors(path, &map));
+  return parse_coefficients(view, path);
+}
+
+Result<ColumnCoefficients> parse_coefficients(const SafetensorsView& view, const std::string& path) {
   ColumnCoefficients out;
   std::map<std::string, std::pair<bool, bool>> seen;
   for (const auto& t : view.tensors()) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/adapter.h"
+#include "core/safetensors.h"
 #include "extension/mapped_file.h"
 
 namespace lorarar {
@@ -21,6 +22,8 @@ struct AdapterSaveOptions {
 Status save_adapter(const Adapter& adapter, const std::string& path, const AdapterSaveOptions& options = {});
 
 Result<ColumnCoefficients> load_coefficients(const std::string& path);
+// The same from a parsed file; `path` names it in errors.
+Result<ColumnCoefficients> parse_coefficients(const SafetensorsView& view, const std::string& path);
 Status save_coefficients(const ColumnCoefficients& coefficients, const std::string& path);
 
 }  // namespace lorarar

@@ -1,4 +1,5 @@
-"""Writes the fuzzer's seed files: small LoRAs in each supported format (run once; the outputs are committed)."""
+"""Writes the fuzzer's seed files: small LoRAs in each supported format and column-coefficient files (run once; the
+outputs are committed)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,18 @@ def main() -> None:
         },
         str(OUT / "peft_conv1x1.safetensors"),
     )
+    # Column-coefficient files (lorarar_coeffs_load) for the fuzz target's own LoRA pair, on Q
+    # (8 columns) and K (12): one that merges, one whose K vectors have the wrong length.
+    for name, k_columns in (("coefficients", 12), ("coefficients_short", 5)):
+        save_file(
+            {
+                f"{Q}.content": torch.rand(8, generator=g),
+                f"{Q}.style": torch.rand(8, generator=g),
+                f"{K}.content": torch.rand(k_columns, generator=g),
+                f"{K}.style": torch.rand(k_columns, generator=g),
+            },
+            str(OUT / f"{name}.safetensors"),
+        )
 
 
 if __name__ == "__main__":
