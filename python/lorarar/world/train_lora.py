@@ -55,12 +55,10 @@ class Trainer:
     """Loads the base pipeline once and trains one LoRA after another on it."""
 
     def __init__(self, pipeline_dir: Path, cfg: LoraConfig) -> None:
-        from accelerate import Accelerator
         from diffusers import DDPMScheduler, StableDiffusionPipeline
 
         self.cfg = cfg
-        self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
-        self.device = self.accelerator.device
+        self.device = data_parallel.state().device
         self.pipe = StableDiffusionPipeline.from_pretrained(pipeline_dir, torch_dtype=torch.float32).to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
         self.noise = DDPMScheduler.from_config(self.pipe.scheduler.config)
@@ -82,6 +80,7 @@ class Trainer:
     def train(
         self, name: str, instance: np.ndarray, instance_prompt: str, prior: data.Batch, steps: int, seed: int
     ) -> dict[str, torch.Tensor]:
+        from accelerate import Accelerator
         from peft import LoraConfig as PeftConfig
         from peft.utils import get_peft_model_state_dict
 
@@ -104,7 +103,8 @@ class Trainer:
         prior_embs = self.embed(prior_prompts)
         prior_index = torch.tensor([prior_prompts.index(c) for c in prior.captions])
         # One LoRA is one process's job (train_loras deals them out): no gradients to share, so no DDP wrapper.
-        accelerator = self.accelerator
+        # An Accelerator per LoRA, so that none keeps the optimizers (and LoRA weights) of the ones before.
+        accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
         opt = accelerator.prepare_optimizer(opt)
         for step in range(steps):
             rng = np.random.default_rng((seed, step))
