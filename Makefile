@@ -58,6 +58,7 @@ bench: build
 	$(BIN)/python benchmarks/quantized_fidelity.py
 	$(BIN)/python benchmarks/merge_headroom.py
 	$(BIN)/python benchmarks/vae_tiling.py
+	$(BIN)/python benchmarks/train_parallel.py
 
 # UNet export at SD 1.5 scale (random weights): export time, peak memory, sizes, per-step latency of every
 # variant at 1 and 2 threads. About an hour here (exports of 1-8 min and up to 11 GB, steps of 4-20 s); the
