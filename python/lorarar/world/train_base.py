@@ -65,6 +65,12 @@ def _load_checkpoint(path: Path) -> dict[str, Any] | None:
     return torch.load(path, weights_only=False, map_location="cpu") if path.exists() else None
 
 
+def _steps_bar(desc: str, start: int, total: int) -> tqdm[int]:
+    """Steps start..total with a progress bar, shown by one process of a multi-process run."""
+    shown = data_parallel.state().is_local_main_process
+    return tqdm(range(start, total), desc=desc, initial=start, total=total, disable=not shown)
+
+
 def _lr_at(step: int, cfg: BaseConfig, total: int, base_lr: float) -> float:
     if step < cfg.warmup:
         return base_lr * (step + 1) / cfg.warmup
@@ -139,13 +145,7 @@ def train_vae(work: Path, images: np.ndarray, cfg: BaseConfig) -> Any:
     opt = accelerator.prepare_optimizer(opt)
     shard = data_parallel.batch_shard(cfg.vae_batch)
     n = len(images)
-    bar = tqdm(
-        range(start, cfg.vae_steps),
-        desc="train vae",
-        initial=start,
-        total=cfg.vae_steps,
-        disable=not accelerator.is_local_main_process,
-    )
+    bar = _steps_bar("train vae", start, cfg.vae_steps)
     for step in bar:
         rng = np.random.default_rng((cfg.seed, 11, step))
         x = _to_tensor(images[shard.take(rng.integers(0, n, cfg.vae_batch))]).to(accelerator.device)
@@ -247,13 +247,7 @@ def train_unet(
                 ema_tensors.append(ema[prefix + k])
                 live.append(v)
     n = len(ids)
-    bar = tqdm(
-        range(start, cfg.unet_steps),
-        desc="train unet+text",
-        initial=start,
-        total=cfg.unet_steps,
-        disable=not accelerator.is_local_main_process,
-    )
+    bar = _steps_bar("train unet+text", start, cfg.unet_steps)
     losses: list[float] = []
     for step in bar:
         # The global batch, from the seed and the step; this process trains on its shard of it.
