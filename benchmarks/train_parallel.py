@@ -1,13 +1,17 @@
-"""What several processes (torchrun / accelerate launch, lorarar.data_parallel) buy the world's base stage here.
+"""What several processes (torchrun / accelerate launch, lorarar.data_parallel) buy the training loops here.
 
-Times each step of the base stage's UNet + text-encoder loop (``train_base.train_unet``, the stage's 79 minutes
-out of 94: the committed BaseConfig, batch 24, bf16 autocast) on a synthetic dataset of the same shapes, on one
-process and on ``--processes`` processes under torchrun, runs alternating (``--rounds`` of each, steps pooled) so
-that the shared machine's drift hits both. A step's time is the interval between two steps starting (taken where
-the loop sets the step's learning rate); each run's first ``--warmup`` steps are left out. Rows:
-``train_parallel/base_step/<N>proc`` (seconds a step; for N > 1, ``vs`` the one-process median and ``speedup``).
+Times each step of two loops, on one process and on ``--processes`` processes under torchrun, runs alternating
+(``--rounds`` of each, steps pooled) so that the shared machine's drift hits both:
+- ``base``: the base stage's UNet + text-encoder loop (``train_base.train_unet``, 79 of the stage's 94 minutes: the
+  committed BaseConfig, batch 24, bf16 autocast) on a synthetic dataset of the same shapes; a step starts where the
+  loop sets its learning rate;
+- ``hypernet``: ``lorarar train-hypernet``'s loop (the committed recipe: ZipLoRA objective, 4 images a branch, on
+  the default world); a step starts where it asks the hypernetwork for the pair's coefficients.
+A step's time is the interval between two steps starting; each run's first ``--warmup`` steps are left out. Rows:
+``train_parallel/<loop>_step/<N>proc`` (seconds a step; for N > 1, ``vs`` the one-process median and ``speedup``).
 
-    .venv/bin/python benchmarks/train_parallel.py [--processes 2] [--steps 40] [--warmup 5] [--rounds 2]
+    .venv/bin/python benchmarks/train_parallel.py [--loops base,hypernet] [--processes 2] [--steps 40] [--warmup 5]
+        [--rounds 2]
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from typing import Any
 from rows import stats
 
 
-def run_steps(steps: int, out: Path) -> None:
-    """The timed loop, in each process; the main one writes the step start times to out/times.json."""
+def base_steps(steps: int, out: Path) -> list[float]:
+    """Start times of the base loop's steps."""
     import numpy as np
     import torch
     from transformers import CLIPTokenizer
@@ -54,13 +58,42 @@ def run_steps(steps: int, out: Path) -> None:
     tb._lr_at = timed_lr_at  # called once at the start of each step
     cfg = tb.BaseConfig(unet_steps=steps, checkpoint_every=10**9)
     tb.train_unet(out / "work", tokenizer, data.Batch(np.zeros((n, 64, 64, 3), np.float32), captions), latents, cfg)
+    return starts
+
+
+def hypernet_steps(steps: int, out: Path) -> list[float]:
+    """Start times of the hypernetwork loop's steps (its final validation, on 2 pairs, is not timed)."""
+    from lorarar.hypernet import train as ht
+
+    starts: list[float] = []
+    coefficients = ht.hypernet_coefficients
+
+    def timed_coefficients(*args: Any, **kwargs: Any) -> Any:
+        starts.append(time.perf_counter())
+        return coefficients(*args, **kwargs)
+
+    ht.hypernet_coefficients = timed_coefficients  # once a step (the ZipLoRA objective), then once a val pair
+    cfg = ht.HyperTrainConfig(steps=steps, val_every=10**9, val_pairs=2, checkpoint_every=10**9)
+    ht.train_hypernet(out / "net", out / "work", cfg)
+    return starts[:steps]
+
+
+LOOPS = {"base": base_steps, "hypernet": hypernet_steps}
+
+
+def run_steps(loop: str, steps: int, out: Path) -> None:
+    """The timed loop, in each process; the main one writes the step start times to out/times.json."""
+    from lorarar import data_parallel
+
+    starts = LOOPS[loop](steps, out)
+    processes = data_parallel.state()
     if processes.is_main_process:
         (out / "times.json").write_text(json.dumps({"starts": starts, "processes": processes.num_processes}))
 
 
-def measure(processes: int, steps: int, warmup: int) -> list[float]:
+def measure(loop: str, processes: int, steps: int, warmup: int) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
-        me = [str(Path(__file__).resolve()), "--worker", tmp, "--steps", str(steps)]
+        me = [str(Path(__file__).resolve()), "--worker", tmp, "--loops", loop, "--steps", str(steps)]
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
         cmd = [*launcher, *me] if processes > 1 else [sys.executable, *me]
         subprocess.run(cmd, check=True, capture_output=True)
@@ -72,25 +105,30 @@ def measure(processes: int, steps: int, warmup: int) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--loops", default="base,hypernet", help=f"comma-separated, of {', '.join(LOOPS)}")
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    loops = args.loops.split(",")
+    if unknown := sorted(set(loops) - set(LOOPS)):
+        ap.error(f"--loops: unknown {', '.join(unknown)} (known: {', '.join(LOOPS)})")
     if args.worker:
-        run_steps(args.steps, args.worker)
+        run_steps(loops[0], args.steps, args.worker)
         return
-    one: list[float] = []
-    several: list[float] = []
-    for _ in range(args.rounds):
-        one += measure(1, args.steps, args.warmup)
-        several += measure(args.processes, args.steps, args.warmup)
-    row = stats("train_parallel/base_step/1proc", "s", one, batch=24)
-    print(json.dumps(row))
-    many = stats(f"train_parallel/base_step/{args.processes}proc", "s", several, batch=24, vs=row["median"])
-    many["speedup"] = round(row["median"] / many["median"], 3)
-    print(json.dumps(many))
+    for loop in loops:
+        one: list[float] = []
+        several: list[float] = []
+        for _ in range(args.rounds):
+            one += measure(loop, 1, args.steps, args.warmup)
+            several += measure(loop, args.processes, args.steps, args.warmup)
+        row = stats(f"train_parallel/{loop}_step/1proc", "s", one)
+        print(json.dumps(row), flush=True)
+        many = stats(f"train_parallel/{loop}_step/{args.processes}proc", "s", several, vs=row["median"])
+        many["speedup"] = round(row["median"] / many["median"], 3)
+        print(json.dumps(many), flush=True)
 
 
 if __name__ == "__main__":
