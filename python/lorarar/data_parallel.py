@@ -16,7 +16,7 @@ the same arithmetic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -67,13 +67,18 @@ def batch_shard(total: int) -> Shard:
 
 def whole(total: int) -> Shard:
     """Every sample of a batch of ``total`` (a single process's shard)."""
-    return Shard(0, total, total, 1)
+    return shard_of(total, 0, 1)
 
 
 def my_share(jobs: Sequence[T]) -> list[T]:
     """The jobs this process does when independent jobs are dealt out round-robin."""
     s = state()
     return list(jobs[s.process_index :: s.num_processes])
+
+
+def mean_of_jobs(jobs: Sequence[T], value: Callable[[T], float]) -> float:
+    """The mean of ``value`` over all jobs, each evaluated by one process (the same number on every process)."""
+    return sum_over_processes(sum(value(job) for job in my_share(jobs))) / len(jobs)
 
 
 def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:

@@ -275,9 +275,9 @@ def pair_oracles(
                 f = world.factors[name][module]
                 digest.update(module.encode() + f.down.numpy().tobytes() + f.up.numpy().tobytes())
         paths[(content, style)] = cache / f"{content}+{style}-{digest.hexdigest()[:16]}.pt"
-    # Several processes deal the missing fits out (each fit is one process's job), agreeing first on what is missing.
+    # Several processes deal the missing fits out (each fit is one process's job), all agreeing on what is missing
+    # before any of them writes.
     processes = data_parallel.state()
-    processes.wait_for_everyone()
     missing = [pair for pair, path in paths.items() if not path.exists()]
     processes.wait_for_everyone()
     for content, style in tqdm(data_parallel.my_share(missing), desc="fit oracles", disable=not missing):
@@ -316,13 +316,14 @@ def validation_loss(
     proximity: float = 0.0,
 ) -> float:
     modules = world.merged_modules(hypernet.config)
-    total = 0.0
-    # Several processes share the pairs out and sum.
-    for i, (c, s) in data_parallel.my_share(list(enumerate(pairs))):
+
+    def pair_loss(job: tuple[int, tuple[str, str]]) -> float:
+        i, (c, s) = job
         g = torch.Generator().manual_seed(12345 + i)
         coeffs = hypernet_coefficients(hypernet, world.factors[c], world.factors[s], modules)
-        total += float(world.loss(objective, c, s, coeffs, 4, g, lam, proximity))
-    return data_parallel.sum_over_processes(total) / len(pairs)
+        return float(world.loss(objective, c, s, coeffs, 4, g, lam, proximity))
+
+    return data_parallel.mean_of_jobs(list(enumerate(pairs)), pair_loss)  # several processes share the pairs out
 
 
 def train_hypernet(
@@ -401,9 +402,9 @@ def train_hypernet(
         if (step + 1) % cfg.val_every == 0 or last:
             if oracles:
                 with torch.no_grad():
-                    mine = data_parallel.my_share(val_pairs)
-                    val_sum = sum(float(oracle_loss(predict(c, s), oracles[(c, s)])) for c, s in mine)
-                    val = data_parallel.sum_over_processes(val_sum) / len(val_pairs)
+                    val = data_parallel.mean_of_jobs(
+                        val_pairs, lambda pair: float(oracle_loss(predict(*pair), oracles[pair]))
+                    )
             else:
                 val = validation_loss(world, model, val_pairs, cfg.lam, cfg.objective, cfg.proximity)
             history.append({"step": step + 1, "train": float(np.mean(losses[-cfg.val_every :])), "val": val})

@@ -169,9 +169,9 @@ def train_metrics(root: Path, cfg: MetricsConfig | None = None) -> dict[str, Any
                 },
             )
         accuracies.append((kind, accuracy))
-    data_parallel.state().wait_for_everyone()
-    for kind, accuracy in sorted(data_parallel.gather_lists(accuracies), key=lambda ka: ka[0] != "subject"):
-        facts[f"{kind}_heldout_accuracy"] = accuracy
+    gathered = dict(data_parallel.gather_lists(accuracies))  # a collective: both classifiers are written
+    for kind in ("subject", "style"):
+        facts[f"{kind}_heldout_accuracy"] = gathered[kind]
     facts["seconds"] = round(time.time() - started, 1)
     return facts
 

@@ -183,7 +183,6 @@ def train_loras(
     # Several processes (accelerate launch / torchrun) deal the missing LoRAs out, each trained whole by one; they
     # agree on what is missing before any of them writes a file.
     processes = data_parallel.state()
-    processes.wait_for_everyone()
     pending = [(kind, name) for kind, name in jobs if not path_of(kind, name).exists()]
     processes.wait_for_everyone()
     started = time.time()
@@ -202,8 +201,7 @@ def train_loras(
         state = trainer.train(name, images, prompt, prior, steps, seed)
         save_lora(state, cfg.rank, path)
         done.append(name)
-    processes.wait_for_everyone()
-    trained = set(data_parallel.gather_lists(done))
+    trained = set(data_parallel.gather_lists(done))  # a collective: every process has finished its share
     facts = {
         "config": asdict(cfg),
         "trained": [name for _, name in pending if name in trained],
